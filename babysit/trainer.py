@@ -1,0 +1,204 @@
+"""One model, trained one synchronous mini-batch update at a time.
+
+``Trainer.step()`` makes exactly one update with the hyperparameters in force and returns its
+record; nothing here knows about threads or pages. Hyperparameters may change between any two
+steps (``set_hyperparams``), either by hand or from the config's ``schedule``, and the next update
+reads them. Same seed, config and schedule of changes give bit-identical numbers: the run's
+randomness comes from one ``np.random.SeedSequence(seed)`` split into three streams (the data,
+the initial weights, the order of examples), and no other source is touched.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from babysit.datasets import load_dataset
+from babysit.errors import ConfigError, DivergedError
+from models.mlp import MLP
+from models.optimizers import OPTIMIZERS
+from models.schedules import alpha_at
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    step: int  # this update's number, counted from 1
+    epoch: int  # passes over the training set completed before this update
+    examples_seen: int  # examples used by updates 1 … step
+    alpha: float  # the rate in force for this update, after decay
+    cost: float  # the mini-batch cost computed before this update
+    batch_size: int
+    changes: dict = field(default_factory=dict)  # {name: (old, new)} from the schedule, applied before it
+    diverged: str = None  # why training cannot go on, when the cost or a weight is not finite
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    step: int  # measured after this many updates
+    train_cost: float  # cross-entropy on the whole training set (no L2 term, so runs compare fairly)
+    train_accuracy: float
+    dev_cost: float = None  # None when there is no dev set
+    dev_accuracy: float = None
+
+
+def one_hot(y, n_classes, dtype):
+    Y = np.zeros((n_classes, y.size), dtype)
+    Y[y, np.arange(y.size)] = 1
+    return Y
+
+
+class Trainer:
+    def __init__(self, config, data=None):
+        """``data`` (a Dataset) skips loading config.data: for benchmarks and tests."""
+        self.config = config
+        data_seq, init_seq, order_seq = np.random.SeedSequence(config.seed).spawn(3)
+        self.data = data if data is not None else load_dataset(config.data, np.random.default_rng(data_seq))
+        dtype = np.dtype(config.model.dtype)
+        n_classes = self.data.n_classes
+        self.X = np.ascontiguousarray(self.data.X_train, dtype)  # (n_0, m)
+        self.Y = one_hot(self.data.y_train, n_classes, dtype)  # (C, m)
+        self.X_dev = np.ascontiguousarray(self.data.X_dev, dtype)
+        self.m = self.X.shape[1]
+        self.model = MLP((self.data.n_features, *config.model.layers, n_classes), config.model.activation, dtype)
+        self.model.initialize(np.random.default_rng(init_seq))
+        self.initial_weights = self.model.weights()
+        self.rng = np.random.default_rng(order_seq)  # the order of examples, epoch after epoch
+        self.hp = config.hyperparameters
+        self.optimizer = OPTIMIZERS[self.hp.optimizer]()
+        self.schedule = config.schedule
+        self.step_count = 0  # updates made
+        self.epoch = 0  # passes completed
+        self.position = 0  # examples of the current pass already used
+        self.examples_seen = 0
+        self.order = None  # this pass's permutation of the training examples
+        self.X_epoch = np.empty_like(self.X)  # the training set in this pass's order
+        self.Y_epoch = np.empty_like(self.Y)
+        self.diverged = None
+
+    # -- changing hyperparameters -----------------------------------------------------------------
+
+    def set_hyperparams(self, **changes):
+        """Apply validated changes before the next update; returns {name: (old, new)} of what changed.
+
+        Switching optimizer starts the new one from fresh state (zero moments, t = 0): the old
+        one's moments measure other quantities (momentum's v has no Adam bias correction to match).
+        """
+        new = self.hp.replace(**changes)
+        diff = self.hp.diff(new)
+        if "optimizer" in diff:
+            self.optimizer = OPTIMIZERS[new.optimizer]()
+        self.hp = new
+        return diff
+
+    def alpha_in_force(self):
+        """The rate the next update will use: the base alpha after decay for the current epoch."""
+        hp = self.hp
+        return alpha_at(hp.decay_schedule, hp.alpha, self.epoch, hp.learning_rate_decay)
+
+    # -- training ------------------------------------------------------------------------------------
+
+    def _next_pass(self):
+        self.order = self.rng.permutation(self.m)
+        np.take(self.X, self.order, axis=1, out=self.X_epoch)
+        np.take(self.Y, self.order, axis=1, out=self.Y_epoch)
+
+    def _scheduled_changes(self, step):
+        changes = {}
+        for change in self.schedule:
+            if change.step == step:
+                for name, (old, new) in self.set_hyperparams(**change.set).items():
+                    changes[name] = (changes[name][0], new) if name in changes else (old, new)
+        return changes
+
+    def step(self):
+        """One mini-batch update with the hyperparameters in force; returns its StepRecord."""
+        if self.diverged:
+            raise DivergedError(self.diverged)
+        number = self.step_count + 1
+        changes = self._scheduled_changes(number) if self.schedule else {}
+        if self.position == 0:
+            self._next_pass()
+        hp = self.hp
+        start = self.position
+        size = min(hp.mini_batch_size, self.m - start)
+        alpha = alpha_at(hp.decay_schedule, hp.alpha, self.epoch, hp.learning_rate_decay)
+        X = self.X_epoch[:, start : start + size]  # (n_0, size) view, no copy
+        Y = self.Y_epoch[:, start : start + size]
+        cost = self.model.cost_and_grad(X, Y, hp.lambd)
+        record = dict(step=number, epoch=self.epoch, examples_seen=self.examples_seen + size, alpha=alpha,
+                      cost=cost, batch_size=size, changes=changes)
+        if not math.isfinite(cost):
+            # the weights are still those of the last good update: nothing was trained through
+            self.diverged = (
+                f"the cost became {cost} at step {number} (alpha {alpha:.3g}); weights kept from step {number - 1}"
+            )
+            return StepRecord(**record, diverged=self.diverged)
+        self.optimizer.update(self.model.params, self.model.grads, alpha, hp)
+        self.step_count = number
+        self.examples_seen += size
+        self.position += size
+        if self.position >= self.m:
+            self.position = 0
+            self.epoch += 1
+        if not math.isfinite(self.model.params.sum()):
+            self.diverged = f"a weight became non-finite at step {number} (alpha {alpha:.3g})"
+            return StepRecord(**record, diverged=self.diverged)
+        return StepRecord(**record)
+
+    # -- measuring -----------------------------------------------------------------------------------
+
+    def _cost_accuracy(self, X, y):
+        P = self.model.predict_proba(X)
+        picked = P[y, np.arange(y.size)].astype(np.float64)
+        cost = float(-np.log(np.maximum(picked, np.finfo(np.float64).tiny)).mean())
+        accuracy = float((P.argmax(axis=0) == y).mean())
+        return cost, accuracy
+
+    def evaluate(self):
+        """Cost and accuracy on the whole training set and the dev set, with the current weights."""
+        train_cost, train_accuracy = self._cost_accuracy(self.X, self.data.y_train)
+        dev = (None, None)
+        if self.data.y_dev.size:
+            dev = self._cost_accuracy(self.X_dev, self.data.y_dev)
+        return Evaluation(self.step_count, train_cost, train_accuracy, *dev)
+
+    def predict(self, X):
+        """Class indices for examples as columns, in the training data's scale."""
+        return self.model.predict_proba(np.asarray(X, self.model.dtype)).argmax(axis=0)
+
+    # -- state --------------------------------------------------------------------------------------
+
+    def state_dict(self):
+        """Everything the next update depends on, as copies: restoring it continues bit for bit."""
+        return {
+            "step": self.step_count,
+            "epoch": self.epoch,
+            "position": self.position,
+            "examples_seen": self.examples_seen,
+            "params": self.model.params.copy(),
+            "optimizer": self.hp.optimizer,
+            "optimizer_state": self.optimizer.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "order": None if self.order is None else self.order.copy(),
+            "hyperparameters": self.hp.to_dict(),
+        }
+
+    def load_state_dict(self, state):
+        from babysit.hyperparams import HyperParams
+
+        if state["params"].shape != self.model.params.shape:
+            raise ConfigError(f"checkpoint has {state['params'].size} parameters, this model {self.model.params.size}")
+        self.hp = HyperParams(**state["hyperparameters"])
+        self.model.params[...] = state["params"]
+        self.optimizer = OPTIMIZERS[state["optimizer"]]()
+        self.optimizer.load_state_dict(state["optimizer_state"])
+        self.rng.bit_generator.state = state["rng"]
+        self.step_count = int(state["step"])
+        self.epoch = int(state["epoch"])
+        self.position = int(state["position"])
+        self.examples_seen = int(state["examples_seen"])
+        self.order = None if state["order"] is None else np.array(state["order"])
+        if self.order is not None:
+            np.take(self.X, self.order, axis=1, out=self.X_epoch)
+            np.take(self.Y, self.order, axis=1, out=self.Y_epoch)
+        self.diverged = None

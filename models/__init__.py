@@ -1,0 +1,1 @@
+"""The numpy network: activations, the MLP, optimizers and learning-rate schedules."""
