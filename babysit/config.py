@@ -224,7 +224,8 @@ def _prefixed(section, build):
 
 
 def parse_schedule(entries, hp):
-    """Validate schedule entries: increasing steps, known names, and every state they lead to valid."""
+    """Validate schedule entries: steps in order (equal steps apply in turn), known names, and every
+    state they lead to valid."""
     if not isinstance(entries, list):
         raise ConfigError(f"schedule must be a list, got {entries!r}")
     problems, changes, last = [], [], 0
@@ -239,12 +240,16 @@ def parse_schedule(entries, hp):
         except ConfigError as error:
             problems += error.problems
             continue
-        if step <= last:
-            problems.append(f"{at}.step must come after the previous entry's step {last}, got {step}")
+        if step < last:
+            problems.append(f"{at}.step must not come before the previous entry's step {last}, got {step}")
         last = max(last, step)
         settings = entry.get("set")
         if not isinstance(settings, dict) or not settings:
             problems.append(f"{at}.set must be a non-empty object of hyperparameter values")
+            continue
+        unknown = checks.unknown_keys(f"{at}.set", settings, HP_FIELDS)
+        if unknown:
+            problems += unknown
             continue
         try:
             hp = _prefixed(f"{at}.set", lambda hp=hp, settings=settings: hp.replace(**settings))

@@ -143,6 +143,8 @@ def read_csv(source, target, where=None):
         raise DataError(f"{where} is not a well-formed CSV: {error}") from None
     except UnicodeDecodeError:
         raise DataError(f"{where} is not a text file in UTF-8") from None
+    except OSError as error:  # a directory, no permission, ...
+        raise DataError(f"{where}: cannot read it ({error.strerror or error})") from None
     return frame_to_arrays(frame, target, where)
 
 
@@ -189,12 +191,13 @@ def frame_to_arrays(frame, target, where="the CSV"):
         classes, y = np.unique(labels, return_inverse=True)
     except TypeError:  # mixed types, e.g. numbers and words: compare them as text
         classes, y = np.unique(labels.astype(str), return_inverse=True)
+    classes = tuple(c.item() if hasattr(c, "item") else c for c in classes)  # plain Python labels
     if len(classes) < 2:
         raise DataError(
             f"{where}: target column {target!r} has a single class ({classes[0]!r}); a classifier needs at least two"
         )
     X = frame[features].to_numpy(dtype=np.float64)
-    return X, y.astype(int), tuple(c.item() if hasattr(c, "item") else c for c in classes), tuple(features)
+    return X, y.astype(int), classes, tuple(features)
 
 
 # -- splitting and scaling ---------------------------------------------------------------------------
