@@ -1,10 +1,20 @@
-"""The headless face of babysit: ``babysit train --config FILE --out DIR [--steps N | --epochs E]``.
+"""The headless face of babysit.
 
-Errors that are the user's to fix (a bad config, a bad CSV, a diverged run) print one line per
-problem and exit non-zero, with no traceback.
+    babysit train --config FILE --out DIR [--steps N | --epochs E]   train a new run, write its bundle
+    babysit runs [--json]                                            every run in the store
+    babysit resume RUN [--steps N | --epochs E]                      continue a stored run
+    babysit export RUN --out DIR                                     a run's bundle
+    babysit replay CONFIG --out DIR [--steps N]                      retrain a config with its schedule
+    babysit retest CONFIG|RUN [--seeds 5]                            are these hyperparameters stale?
+    babysit probe RUN                                                LR range probe from a run's weights
+
+Errors that are the user's to fix (a bad config, a bad CSV, an unknown run) print one line per
+problem and exit 2, with no traceback; a run stopped by its guardrail exits 1.
 """
 
 import argparse
+import json
+import os
 import sys
 
 from babysit.errors import BabysitError, ConfigError, DivergedError
@@ -20,42 +30,219 @@ def _positive_int(text):
     return value
 
 
+def _length(parser, epochs_help):
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--steps", type=_positive_int, help="number of updates")
+    group.add_argument("--epochs", type=_positive_int, help=epochs_help)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="babysit", description="Tune a neural network's hyperparameters.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = commands.add_parser("train", help="train one model headless from a config file")
-    train.add_argument("--config", required=True, help="a run config (JSON)")
-    train.add_argument("--out", required=True, help="folder for config.json, metrics.csv and the weights")
-    length = train.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=_positive_int, help="number of updates")
-    length.add_argument("--epochs", type=_positive_int, help="number of passes over the training set (default 20)")
-    train.add_argument("--eval-every", type=_positive_int, default=50, metavar="K",
-                       help="evaluate train and dev cost every K steps and at the end (default 50)")
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
-    train.set_defaults(run=cmd_train)
+    p = commands.add_parser("train", help="train a new run headless from a config file")
+    p.add_argument("--config", required=True, help="a run config (JSON)")
+    p.add_argument("--out", required=True, help="folder for the run's bundle (config.json, metrics.csv, …)")
+    _length(p, "passes over the training set (default 20)")
+    p.add_argument("--eval-every", type=_positive_int, default=50, metavar="K",
+                   help="evaluate train and dev cost every K steps and at the end (default 50)")
+    p.add_argument("--name", help="a name for the run in the store")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_train)
+
+    p = commands.add_parser("runs", help="list the runs in the store ($BABYSIT_HOME, default ./runs)")
+    p.add_argument("--json", action="store_true", help="as JSON")
+    p.set_defaults(run=cmd_runs)
+
+    p = commands.add_parser("resume", help="continue a stored run headless from its newest checkpoint")
+    p.add_argument("run_id", metavar="RUN")
+    _length(p, "until this many passes over the training set in all")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_resume)
+
+    p = commands.add_parser("export", help="write a run's bundle into a folder")
+    p.add_argument("run_id", metavar="RUN")
+    p.add_argument("--out", required=True)
+    p.set_defaults(run=cmd_export)
+
+    p = commands.add_parser("replay", help="retrain a config with its schedule; compare with its metrics.csv")
+    p.add_argument("config", metavar="CONFIG")
+    p.add_argument("--out", required=True)
+    p.add_argument("--steps", type=_positive_int,
+                   help="number of updates (default: as many as the metrics.csv beside CONFIG has)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_replay)
+
+    p = commands.add_parser("retest", help="retrain on fresh seeds and splits: have the hyperparameters gone stale?")
+    p.add_argument("config", metavar="CONFIG|RUN", help="a config file (a bundle's config.json) or a run id")
+    p.add_argument("--seeds", type=_positive_int, default=5, help="fresh seeds to train on (default 5)")
+    _length(p, "passes over the training set (default: as long as the recorded run)")
+    p.add_argument("--json", action="store_true", help="the result as JSON")
+    p.set_defaults(run=cmd_retest)
+
+    p = commands.add_parser("probe", help="LR range probe from a run's newest checkpoint (the run is untouched)")
+    p.add_argument("run_id", metavar="RUN")
+    p.add_argument("--json", action="store_true", help="the curve as JSON")
+    p.set_defaults(run=cmd_probe)
     return parser
+
+
+def _store():
+    from babysit.store import Store
+
+    return Store()
+
+
+def _summary(session):
+    snap = session.snapshot()
+    text = f"run {snap.run_id}: {snap.status} at step {snap.step:,} (epoch {snap.epoch})"
+    ev = snap.last_evaluation
+    if ev.get("train_cost") is not None:
+        text += f"\n  train cost {ev['train_cost']:.4f}, accuracy {ev['train_accuracy']:.3f}"
+        if ev.get("dev_cost") is not None:
+            text += f"; dev cost {ev['dev_cost']:.4f}, accuracy {ev['dev_accuracy']:.3f}"
+    return text
+
+
+def _guardrail(reason, where):
+    raise DivergedError(f"stopped by the guardrail: {reason}. Metrics up to then are in {where}; "
+                        "lower alpha or add decay and train again")
 
 
 def cmd_train(args):
     from babysit.config import load_config
+    from babysit.export import write_text
     from babysit.runner import run_headless
 
     config = load_config(args.config)
     result = run_headless(config, args.out, steps=args.steps, epochs=args.epochs or (None if args.steps else 20),
-                          eval_every=args.eval_every, progress=not args.quiet)
-    last = result.evaluations[-1] if result.evaluations else None
-    if result.diverged:
-        raise DivergedError(
-            f"training stopped: {result.diverged}. Metrics up to then are in {args.out}/metrics.csv; "
-            "lower alpha or add decay and train again"
-        )
-    summary = f"trained {result.trainer.step_count} steps ({result.trainer.epoch} epochs) -> {args.out}"
-    if last is not None:
-        summary += f"\n  train cost {last.train_cost:.4f}, accuracy {last.train_accuracy:.3f}"
-        if last.dev_cost is not None:
-            summary += f"; dev cost {last.dev_cost:.4f}, accuracy {last.dev_accuracy:.3f}"
-    print(summary)
+                          eval_every=args.eval_every, progress=not args.quiet, name=args.name)
+    write_text(os.path.join(args.out, "config.json"), config.to_json())  # the config as given, resolved
+    if result.stopped_by:
+        _guardrail(result.stopped_by, os.path.join(args.out, "metrics.csv"))
+    print(_summary(result.session) + f"\n  bundle in {args.out}")
+    return 0
+
+
+def cmd_runs(args):
+    runs = _store().list_runs()
+    if args.json:
+        print(json.dumps([{"id": r.id, "name": r.name, "status": r.status, "step": r.step, "epoch": r.epoch,
+                           "data": r.data_label, "parent": r.parent, "best_dev_cost": r.best_dev_cost,
+                           "created": r.created} for r in runs], indent=1))
+        return 0
+    if not runs:
+        print("no runs yet: `babysit train --config FILE --out DIR` makes one")
+        return 0
+    print(f"{'id':12}  {'status':8}  {'step':>9}  {'best dev':>8}  name")
+    for r in runs:
+        best = "" if r.best_dev_cost is None else f"{r.best_dev_cost:.4f}"
+        print(f"{r.id:12}  {r.status:8}  {r.step:>9,}  {best:>8}  {r.name}")
+    return 0
+
+
+def cmd_resume(args):
+    from babysit.runner import drive
+    from babysit.session import Session
+
+    session = Session.open(_store(), args.run_id)
+    reason = drive(session, args.steps, args.epochs, progress=not args.quiet)
+    if reason:
+        _guardrail(reason, f"run {args.run_id}")
+    print(_summary(session))
+    return 0
+
+
+def cmd_export(args):
+    from babysit.export import export_run
+
+    export_run(_store(), args.run_id, args.out)
+    print(f"run {args.run_id} exported to {args.out}")
+    return 0
+
+
+def cmd_replay(args):
+    from babysit.config import load_config
+    from babysit.export import read_metrics_csv
+    from babysit.runner import run_headless
+
+    config = load_config(args.config)
+    recorded_path = os.path.join(os.path.dirname(os.path.abspath(args.config)), "metrics.csv")
+    recorded = read_metrics_csv(recorded_path) if os.path.exists(recorded_path) else None
+    steps = args.steps or (int(recorded["step"][-1]) if recorded is not None and len(recorded["step"]) else None)
+    if steps is None:
+        raise ConfigError("replay needs --steps: there is no metrics.csv beside the config to take the length from")
+    result = run_headless(config, args.out, steps=steps, progress=not args.quiet,
+                          name=f"replay of {args.config}")
+    print(_summary(result.session))
+    if recorded is None:
+        return 0
+    replayed = read_metrics_csv(os.path.join(args.out, "metrics.csv"))
+    n = min(len(recorded["cost"]), len(replayed["cost"]))
+    a, b = recorded["cost"][:n].tobytes(), replayed["cost"][:n].tobytes()
+    if a == b and n == len(recorded["cost"]):
+        print(f"the cost column matches {recorded_path} bit for bit ({n:,} steps)")
+        return 0
+    differ = [i for i in range(n) if recorded["cost"][i].tobytes() != replayed["cost"][i].tobytes()]
+    where = f"first at step {differ[0] + 1}" if differ else f"lengths {len(recorded['cost'])} and {n}"
+    print(f"babysit: the replayed cost column differs from {recorded_path}: {where}", file=sys.stderr)
+    return 1
+
+
+def cmd_retest(args):
+    from babysit.config import load_config
+    from babysit.export import read_metrics_csv
+    from babysit.retest import retest
+    from babysit.store import RUN_ID
+    from babysit.trainer import Evaluation
+
+    store, run_id, recorded, steps = None, None, None, args.steps
+    if RUN_ID.match(args.config) and not os.path.exists(args.config):
+        from babysit.config import RunConfig
+        from babysit.session import Session
+
+        store = _store()
+        run_id = args.config
+        session = Session.open(store, run_id)
+        config = RunConfig.from_dict(store.get_run(run_id).config)
+        ev = session.snapshot().last_evaluation
+        if ev.get("train_cost") is not None:
+            recorded = Evaluation(int(ev["step"]), ev["train_cost"], ev["train_accuracy"], ev["dev_cost"],
+                                  ev["dev_accuracy"])
+        steps = steps or (session.trainer.step_count if args.epochs is None else None)
+        config = session.trainer.config.replace(
+            hyperparameters=session.trainer.hp, schedule=())  # what is in force now is what gets retested
+    else:
+        config = load_config(args.config)
+        beside = os.path.join(os.path.dirname(os.path.abspath(args.config)), "metrics.csv")
+        if os.path.exists(beside):
+            columns = read_metrics_csv(beside)
+            evaluated = [i for i, v in enumerate(columns["train_cost"]) if v == v]
+            if evaluated:
+                i = evaluated[-1]
+                dev = columns["dev_cost"][i]
+                recorded = Evaluation(int(columns["step"][i]), columns["train_cost"][i],
+                                      columns["train_accuracy"][i], None if dev != dev else dev,
+                                      None if dev != dev else columns["dev_accuracy"][i])
+                steps = steps or (int(columns["step"][-1]) if args.epochs is None else None)
+    result = retest(config, recorded, seeds=args.seeds, steps=steps, epochs=args.epochs)
+    if store is not None:
+        store.add_retest(run_id, result.to_dict())
+    print(json.dumps(result.to_dict(), indent=1) if args.json else result.verdict)
+    return 0
+
+
+def cmd_probe(args):
+    from babysit.probe import lr_probe
+    from babysit.session import Session
+
+    session = Session.open(_store(), args.run_id)
+    result = lr_probe(session.trainer)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=1))
+    else:
+        print(f"suggested alpha {result.suggested_alpha:.3g} ({len(result.alphas)} probe steps"
+              f"{'; ' + result.stopped_early if result.stopped_early else ''})")
     return 0
 
 

@@ -15,6 +15,7 @@ Loading collects every problem in the file and raises them together, one line ea
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass, field
 
 from babysit import checks
@@ -200,7 +201,10 @@ class RunConfig:
         }
 
     def to_json(self):
-        return json.dumps(self.to_dict(), indent=2) + "\n"
+        text = json.dumps(self.to_dict(), indent=2)
+        # lists of numbers on one line: "layers": [16, 16]
+        return re.sub(r"\[\s+([^\[\]{}\"]*?)\s+\]", lambda m: "[" + ", ".join(
+            part.strip() for part in m.group(1).split(",")) + "]", text) + "\n"
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)

@@ -1,32 +1,35 @@
-"""Headless training into a folder: what ``babysit train`` does."""
+"""Headless training through a Session: what ``babysit train``, ``resume`` and ``replay`` do.
 
-import os
+The run is recorded in the store like any other (checkpoints, events, metrics), and the loop is the
+session's own ``tick()``, so a headless run and a babysat one are the same thing seen differently.
+"""
+
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from babysit.export import MetricsWriter, write_text, write_weights
-from babysit.trainer import Trainer
+from babysit.session import Session, SessionSettings
+from babysit.store import Store
 
 
 @dataclass
 class HeadlessResult:
-    trainer: Trainer
-    evaluations: list = field(default_factory=list)
-    diverged: str = None
+    run_id: str
+    session: Session
+    stopped_by: str = None  # the guardrail's reason, when it paused the run
 
 
-class _Progress:
+class Progress:
     """A progress bar on stderr (tqdm), refreshed a few times a second rather than every step."""
 
-    def __init__(self, enabled, total, unit):
+    def __init__(self, enabled, total, unit, start=0):
         self.bar = None
+        self.done = start
+        self.last = 0.0
         if enabled:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=True)
-        self.done = 0
-        self.last = 0.0
+            self.bar = tqdm(total=total, initial=start, unit=unit, file=sys.stderr, dynamic_ncols=True)
 
     def update(self, done, cost):
         if self.bar is None:
@@ -42,36 +45,40 @@ class _Progress:
             self.bar.close()
 
 
-def run_headless(config, out, steps=None, epochs=None, eval_every=50, progress=True):
-    """Train ``config`` for ``steps`` updates or ``epochs`` passes, writing the run's files to ``out``:
-    config.json (resolved), weights-initial.npz, metrics.csv (streamed) and weights-final.npz.
-    A diverged run stops there, its metrics kept; weights-final.npz then holds the last finite weights
-    only if they are finite."""
-    if (steps is None) == (epochs is None):
-        raise ValueError("give exactly one of steps and epochs")
-    trainer = Trainer(config)  # loads the data first: a bad data set leaves no folder behind
-    os.makedirs(out, exist_ok=True)
-    write_text(os.path.join(out, "config.json"), config.to_json())
-    write_weights(os.path.join(out, "weights-initial.npz"), trainer.initial_weights)
-    result = HeadlessResult(trainer)
-    bar = _Progress(progress, steps if steps else epochs, "step" if steps else "epoch")
+def drive(session, steps=None, epochs=None, progress=True):
+    """Train an open session for ``steps`` more updates, until ``epochs`` passes in all, or (neither
+    given) until Ctrl-C; then stop it (checkpointed, flushed). Returns the guardrail's reason, if any."""
+    trainer = session.trainer
+    if steps is not None:
+        session.submit("step", n=steps)
+        bar = Progress(progress, trainer.step_count + steps, "step", trainer.step_count)
+    elif epochs is not None:
+        session.submit("epochs", n=epochs)
+        bar = Progress(progress, epochs, "epoch", trainer.epoch)
+    else:
+        session.submit("resume")
+        bar = Progress(progress, None, "step", trainer.step_count)
     try:
-        with MetricsWriter(os.path.join(out, "metrics.csv")) as metrics:
-            while (trainer.step_count < steps) if steps else (trainer.epoch < epochs):
-                record = trainer.step()
-                if record.diverged:
-                    metrics.write(record)
-                    result.diverged = record.diverged
-                    break
-                last = (trainer.step_count == steps) if steps else (trainer.epoch == epochs)
-                evaluation = None
-                if record.step % eval_every == 0 or last:
-                    evaluation = trainer.evaluate()
-                    result.evaluations.append(evaluation)
-                metrics.write(record, evaluation)
-                bar.update(trainer.step_count if steps else trainer.epoch, record.cost)
+        while True:
+            record = session.tick()
+            if record is None:
+                break
+            bar.update(trainer.step_count if epochs is None else trainer.epoch, record.cost)
+    except KeyboardInterrupt:
+        session.submit("pause")
+        session.tick()
     finally:
         bar.close()
-    if not result.diverged or trainer.model.params.sum() == trainer.model.params.sum():  # not NaN
-        write_weights(os.path.join(out, "weights-final.npz"), trainer.model.weights())
-    return result
+        session.close()
+    return session.guardrail.reason if session.guardrail else None
+
+
+def run_headless(config, out, steps=None, epochs=None, eval_every=50, progress=True, store=None, name=None):
+    """Train ``config`` as a new stored run, then write its bundle into ``out``."""
+    from babysit.export import export_run
+
+    store = store or Store()
+    session = Session.create(store, config, name, SessionSettings(eval_every=eval_every))
+    stopped_by = drive(session, steps, epochs, progress)
+    export_run(store, session.run_id, out)
+    return HeadlessResult(session.run_id, session, stopped_by)

@@ -60,6 +60,11 @@ class MLP:
             offset += size
         return p, g
 
+    def weight_slice(self, l):
+        """Where W_l sits in the flat buffers (params, grads, an optimizer's update)."""
+        start = sum(self.sizes[k] * self.sizes[k - 1] for k in range(1, l))
+        return slice(start, start + self.sizes[l] * self.sizes[l - 1])
+
     def initialize(self, rng):
         """He (sqrt(2 / n_{l-1})) before relu, Xavier (sqrt(1 / n_{l-1})) before tanh, sigmoid and
         the softmax; biases at zero. Drawn in float64 so both dtypes start from the same weights."""

@@ -19,6 +19,7 @@ class Optimizer:
     def __init__(self):
         self.t = 0  # updates made so far
         self._work = None
+        self._updated = False  # whether _work holds this instance's last update
 
     def _buffers(self, params):
         """Lazily made moments and scratch, shaped like the parameters."""
@@ -26,10 +27,17 @@ class Optimizer:
             for name in self.state_names:
                 setattr(self, name, np.zeros_like(params))
             self._work = np.empty_like(params)
+        self._updated = True
         return self._work
 
     def update(self, params, grads, alpha, hp):
         raise NotImplementedError
+
+    @property
+    def last_update(self):
+        """The step the last update subtracted from the parameters (every update ends with
+        ``params -= work``), or None before the first; valid until the next update."""
+        return self._work if self._updated else None
 
     def state_dict(self):
         """t and the moment buffers (copies), for a checkpoint."""
@@ -41,6 +49,7 @@ class Optimizer:
 
     def load_state_dict(self, state):
         self.t = int(state["t"])
+        self._updated = False
         for name in self.state_names:
             buf = state.get(name)
             if buf is None:

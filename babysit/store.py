@@ -1,0 +1,379 @@
+"""The run store: one SQLite database (WAL mode) and checkpoint files beside it.
+
+    $BABYSIT_HOME (default ./runs)/
+        babysit.db                      runs, events, metrics, health, checkpoints, retests
+        checkpoints/<run id>/<step>.npz weights, optimizer state, data order, RNG state, hyperparameters
+
+Metrics arrive in batches (a session flushes at least once a second): each batch is one row whose
+columns are raw float64 arrays, which keeps a 15,000-steps-per-second run cheap to record and
+reads back bit for bit. Checkpoints are written to a temporary name and renamed into place, so a
+crash leaves either the old file or the new one, never half of one; they hold only arrays and
+JSON text (no pickle). Opening the store recovers from a crash: a run still marked as training
+comes back paused.
+"""
+
+import json
+import math
+import os
+import re
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from babysit.errors import BabysitError
+from babysit.events import Event
+
+METRIC_FIELDS = ("step", "epoch", "examples_seen", "alpha", "cost",
+                 "train_cost", "dev_cost", "train_accuracy", "dev_accuracy")
+RUN_ID = re.compile(r"^[0-9a-f]{12}$")
+LIVE = ("running",)  # statuses that mean a thread was training when the process ended
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, parent TEXT, fork_step INTEGER,
+    status TEXT NOT NULL, config TEXT NOT NULL, hyperparameters TEXT NOT NULL,
+    step INTEGER NOT NULL DEFAULT 0, epoch INTEGER NOT NULL DEFAULT 0,
+    best_dev_cost REAL, error TEXT, created REAL NOT NULL, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, step INTEGER NOT NULL, time REAL NOT NULL,
+    body TEXT NOT NULL, undone INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS events_run ON events(run_id, id);
+CREATE TABLE IF NOT EXISTS metrics (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, first_step INTEGER NOT NULL,
+    last_step INTEGER NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, first_step);
+CREATE TABLE IF NOT EXISTS health (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, step INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS health_run ON health(run_id, step);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, step INTEGER NOT NULL, file TEXT NOT NULL,
+    reason TEXT NOT NULL, cost REAL, created REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS checkpoints_run ON checkpoints(run_id, step);
+CREATE TABLE IF NOT EXISTS retests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, body TEXT NOT NULL, created REAL NOT NULL);
+"""
+
+
+class StoreError(BabysitError):
+    """A run that is not there, or a store that cannot be used."""
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: str
+    name: str
+    parent: str  # the run this one was branched from, or None
+    fork_step: int  # the parent's step it was branched at
+    status: str  # created, running, paused, stopped, failed
+    config: dict  # the run's initial config (babysit train's format)
+    hyperparameters: dict  # in force at the last update of the record
+    step: int
+    epoch: int
+    best_dev_cost: float
+    error: str
+    created: float
+    updated: float
+
+    @property
+    def data_label(self):
+        data = self.config.get("data", {})
+        return data.get("name") or f"{data.get('csv')} [{data.get('target')}]"
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    run_id: str
+    step: int
+    file: str  # relative to the store's home
+    reason: str  # periodic, pause, change, stop, start, branch
+    cost: float  # the smoothed mini-batch cost when it was taken (None at the start)
+    created: float
+
+
+def default_home():
+    return os.environ.get("BABYSIT_HOME") or os.path.join(os.getcwd(), "runs")
+
+
+def check_run_id(run_id):
+    """Refuse anything that is not a run id, so no id can name a path outside the store."""
+    if not isinstance(run_id, str) or not RUN_ID.match(run_id):
+        raise StoreError(f"{run_id!r} is not a run id (12 hexadecimal characters, as `babysit runs` lists)")
+    return run_id
+
+
+class Store:
+    def __init__(self, home=None):
+        self.home = os.path.abspath(home or default_home())
+        os.makedirs(os.path.join(self.home, "checkpoints"), exist_ok=True)
+        self.path = os.path.join(self.home, "babysit.db")
+        self._lock = threading.RLock()  # one connection, shared by the sessions' threads
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        with self._lock:
+            self._db.executescript(SCHEMA)
+
+    def close(self):
+        with self._lock:
+            self._db.close()
+
+    def _tx(self):
+        return _Transaction(self._db, self._lock)
+
+    def _query(self, sql, args=()):
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # -- runs ---------------------------------------------------------------------------------------
+
+    def create_run(self, config, name=None, parent=None, fork_step=None, status="created"):
+        run_id = secrets.token_hex(6)
+        now = time.time()
+        config_dict = config.to_dict()
+        name = name or f"{config.data.label} · {config.hyperparameters.optimizer} α={config.hyperparameters.alpha:g}"
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO runs (id, name, parent, fork_step, status, config, hyperparameters, created, updated)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, name, parent, fork_step, status, json.dumps(config_dict),
+                 json.dumps(config.hyperparameters.to_dict()), now, now),
+            )
+        return run_id
+
+    def get_run(self, run_id):
+        rows = self._query("SELECT * FROM runs WHERE id = ?", (check_run_id(run_id),))
+        if not rows:
+            raise StoreError(f"no run {run_id} in {self.home}")
+        return _run_info(rows[0])
+
+    def list_runs(self):
+        return [_run_info(row) for row in self._query("SELECT * FROM runs ORDER BY created")]
+
+    def update_run(self, run_id, **fields):
+        allowed = {"name", "status", "hyperparameters", "step", "epoch", "best_dev_cost", "error"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"cannot update {unknown}")
+        if "hyperparameters" in fields:
+            fields["hyperparameters"] = json.dumps(fields["hyperparameters"])
+        fields["updated"] = time.time()
+        assignments = ", ".join(f"{key} = ?" for key in fields)
+        with self._tx() as db:
+            db.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*fields.values(), check_run_id(run_id)))
+
+    def delete_run(self, run_id):
+        check_run_id(run_id)
+        files = [info.file for info in self.checkpoints(run_id)]
+        with self._tx() as db:
+            for table in ("events", "metrics", "health", "checkpoints", "retests"):
+                db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        for file in files:
+            _remove(os.path.join(self.home, file))
+        try:
+            os.rmdir(os.path.join(self.home, "checkpoints", run_id))
+        except OSError:
+            pass
+
+    def recover(self):
+        """Runs left marked as training by a process that died come back paused; returns their ids."""
+        rows = self._query(f"SELECT id FROM runs WHERE status IN ({','.join('?' * len(LIVE))})", LIVE)
+        for (run_id,) in rows:
+            self.update_run(run_id, status="paused")
+        return [run_id for (run_id,) in rows]
+
+    # -- events -------------------------------------------------------------------------------------
+
+    def add_event(self, run_id, event):
+        with self._tx() as db:
+            db.execute("INSERT INTO events (run_id, step, time, body, undone) VALUES (?, ?, ?, ?, ?)",
+                       (run_id, event.step, event.time, json.dumps(event.to_dict()), int(event.undone)))
+
+    def events(self, run_id):
+        rows = self._query("SELECT body, undone FROM events WHERE run_id = ? ORDER BY id", (check_run_id(run_id),))
+        out = []
+        for body, undone in rows:
+            d = json.loads(body)
+            d["undone"] = bool(undone)
+            out.append(Event.from_dict(d))
+        return out
+
+    def undo_events_after(self, run_id, step, since=None):
+        """Mark events later than ``step`` as rewound past (they stay in the log), and those at ``step``
+        itself recorded after the time ``since``."""
+        since = math.inf if since is None else since
+        with self._tx() as db:
+            db.execute("UPDATE events SET undone = 1 WHERE run_id = ? AND (step > ? OR (step = ? AND time > ?))",
+                       (run_id, step, step, since))
+
+    # -- metrics ------------------------------------------------------------------------------------
+
+    def add_metrics(self, run_id, columns):
+        """One batch of rows: {field: float64 array} with every METRIC_FIELDS column of equal length."""
+        block = np.stack([np.asarray(columns[f], np.float64) for f in METRIC_FIELDS])  # (fields, n)
+        n = block.shape[1]
+        if n == 0:
+            return
+        with self._tx() as db:
+            db.execute("INSERT INTO metrics (run_id, first_step, last_step, n, data) VALUES (?, ?, ?, ?, ?)",
+                       (run_id, int(block[0, 0]), int(block[0, -1]), n, block.tobytes()))
+
+    def metrics(self, run_id, after=0):
+        """Every recorded row with step > ``after``, as {field: array}, in step order."""
+        rows = self._query("SELECT n, data FROM metrics WHERE run_id = ? AND last_step > ? ORDER BY first_step",
+                           (check_run_id(run_id), after))
+        blocks = [np.frombuffer(data, np.float64).reshape(len(METRIC_FIELDS), n) for n, data in rows]
+        block = np.concatenate(blocks, axis=1) if blocks else np.empty((len(METRIC_FIELDS), 0))
+        block = block[:, block[0] > after]
+        return {f: block[i] for i, f in enumerate(METRIC_FIELDS)}
+
+    def truncate_metrics(self, run_id, step):
+        """Forget rows after ``step`` (a rewind): batches past it go, one that straddles it is cut."""
+        with self._tx() as db:
+            straddling = db.execute("SELECT id, n, data FROM metrics WHERE run_id = ? AND first_step <= ?"
+                                    " AND last_step > ?", (run_id, step, step)).fetchall()
+            db.execute("DELETE FROM metrics WHERE run_id = ? AND first_step > ?", (run_id, step))
+            for row_id, n, data in straddling:
+                block = np.frombuffer(data, np.float64).reshape(len(METRIC_FIELDS), n)
+                block = np.ascontiguousarray(block[:, block[0] <= step])
+                db.execute("UPDATE metrics SET last_step = ?, n = ?, data = ? WHERE id = ?",
+                           (int(block[0, -1]), block.shape[1], block.tobytes(), row_id))
+            db.execute("DELETE FROM health WHERE run_id = ? AND step > ?", (run_id, step))
+
+    def copy_history(self, source, target, step):
+        """Give a branch its parent's metrics, health and timeline events up to ``step``."""
+        columns = self.metrics(source)
+        keep = columns["step"] <= step
+        if keep.any():
+            self.add_metrics(target, {f: v[keep] for f, v in columns.items()})
+        for row_step, body in self.health(source):
+            if row_step <= step:
+                self.add_health(target, [(row_step, body)])
+        for event in self.events(source):
+            if event.step <= step and not event.undone:
+                self.add_event(target, event)
+
+    # -- health -------------------------------------------------------------------------------------
+
+    def add_health(self, run_id, rows):
+        """rows: [(step, {metric: [value per layer]})]"""
+        with self._tx() as db:
+            db.executemany("INSERT INTO health (run_id, step, body) VALUES (?, ?, ?)",
+                           [(run_id, step, json.dumps(body)) for step, body in rows])
+
+    def health(self, run_id):
+        rows = self._query("SELECT step, body FROM health WHERE run_id = ? ORDER BY step", (check_run_id(run_id),))
+        return [(step, json.loads(body)) for step, body in rows]
+
+    # -- checkpoints --------------------------------------------------------------------------------
+
+    def save_checkpoint(self, run_id, state, reason, cost=None):
+        """Write a Trainer.state_dict() atomically and record it; returns its CheckpointInfo."""
+        folder = os.path.join(self.home, "checkpoints", check_run_id(run_id))
+        os.makedirs(folder, exist_ok=True)
+        step = int(state["step"])
+        file = os.path.join("checkpoints", run_id, f"{step:010d}-{secrets.token_hex(3)}.npz")
+        arrays = {"params": state["params"]}
+        if state["order"] is not None:
+            arrays["order"] = state["order"]
+        opt = state["optimizer_state"]
+        for key, value in opt.items():
+            if key != "t" and value is not None:
+                arrays[f"optimizer_{key}"] = value
+        meta = {k: state[k] for k in ("step", "epoch", "position", "examples_seen", "optimizer", "rng",
+                                      "hyperparameters")}
+        meta["optimizer_t"] = opt["t"]
+        meta["optimizer_keys"] = [k for k in opt if k != "t"]
+        arrays["meta"] = np.array(json.dumps(meta))
+        path = os.path.join(self.home, file)
+        tmp = f"{path}.tmp.npz"
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+        info = CheckpointInfo(run_id, step, file, reason, cost, time.time())
+        with self._tx() as db:
+            db.execute("INSERT INTO checkpoints (run_id, step, file, reason, cost, created) VALUES (?, ?, ?, ?, ?, ?)",
+                       (run_id, step, file, reason, cost, info.created))
+        return info
+
+    def checkpoints(self, run_id):
+        rows = self._query("SELECT run_id, step, file, reason, cost, created FROM checkpoints WHERE run_id = ?"
+                           " ORDER BY step, id", (check_run_id(run_id),))
+        return [CheckpointInfo(*row) for row in rows]
+
+    def load_checkpoint(self, info):
+        """The state dict a checkpoint holds; StoreError if its file is missing or damaged."""
+        path = os.path.join(self.home, info.file)
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                meta = json.loads(str(npz["meta"]))
+                opt = {"t": meta["optimizer_t"]}
+                for key in meta["optimizer_keys"]:
+                    name = f"optimizer_{key}"
+                    opt[key] = npz[name] if name in npz.files else None
+                state = {k: meta[k] for k in ("step", "epoch", "position", "examples_seen", "optimizer", "rng",
+                                              "hyperparameters")}
+                state["params"] = npz["params"]
+                state["order"] = npz["order"] if "order" in npz.files else None
+                state["optimizer_state"] = opt
+        except (OSError, ValueError, KeyError, EOFError) as error:
+            raise StoreError(f"checkpoint at step {info.step} of run {info.run_id} cannot be read ({error})") from None
+        return state
+
+    def delete_checkpoints_after(self, run_id, step, since=None):
+        """Delete checkpoints later than ``step``, and those at ``step`` taken after the time ``since``."""
+        since = math.inf if since is None else since
+        doomed = [c for c in self.checkpoints(run_id) if c.step > step or (c.step == step and c.created > since)]
+        with self._tx() as db:
+            db.executemany("DELETE FROM checkpoints WHERE run_id = ? AND file = ?", [(run_id, c.file) for c in doomed])
+        for info in doomed:
+            _remove(os.path.join(self.home, info.file))
+
+    # -- retests ------------------------------------------------------------------------------------
+
+    def add_retest(self, run_id, body):
+        with self._tx() as db:
+            db.execute("INSERT INTO retests (run_id, body, created) VALUES (?, ?, ?)",
+                       (check_run_id(run_id), json.dumps(body), time.time()))
+
+    def retests(self, run_id):
+        rows = self._query("SELECT body FROM retests WHERE run_id = ? ORDER BY id", (check_run_id(run_id),))
+        return [json.loads(body) for (body,) in rows]
+
+    def integrity_check(self):
+        return self._query("PRAGMA integrity_check")[0][0]
+
+
+class _Transaction:
+    """``with store._tx() as db``: the store's lock held, BEGIN … COMMIT (ROLLBACK on error)."""
+
+    def __init__(self, db, lock):
+        self.db, self.lock = db, lock
+
+    def __enter__(self):
+        self.lock.acquire()
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, kind, value, traceback):
+        try:
+            self.db.execute("ROLLBACK" if kind else "COMMIT")
+        finally:
+            self.lock.release()
+
+
+def _run_info(row):
+    (run_id, name, parent, fork_step, status, config, hp, step, epoch, best, error, created, updated) = row
+    return RunInfo(run_id, name, parent, fork_step, status, json.loads(config), json.loads(hp), step, epoch,
+                   best, error, created, updated)
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
