@@ -9,7 +9,8 @@ the initial weights, the order of examples), and no other source is touched.
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -20,15 +21,14 @@ from models.optimizers import OPTIMIZERS
 from models.schedules import alpha_at
 
 
-@dataclass(frozen=True)
-class StepRecord:
+class StepRecord(NamedTuple):  # a tuple, not a dataclass: one is made per step, and it must be cheap
     step: int  # this update's number, counted from 1
     epoch: int  # passes over the training set completed before this update
     examples_seen: int  # examples used by updates 1 … step
     alpha: float  # the rate in force for this update, after decay
     cost: float  # the mini-batch cost computed before this update
     batch_size: int
-    changes: dict = field(default_factory=dict)  # {name: (old, new)} from the schedule, applied before it
+    changes: dict = {}  # {name: (old, new)} from the schedule, applied before it (never mutated)
     diverged: str = None  # why training cannot go on, when the cost or a weight is not finite
 
 
@@ -41,9 +41,10 @@ class Evaluation:
     dev_accuracy: float = None
 
 
-def one_hot(y, n_classes, dtype):
-    Y = np.zeros((n_classes, y.size), dtype)
-    Y[y, np.arange(y.size)] = 1
+def one_hot_rows(y, n_classes, dtype):
+    """(m, C): row i is example i's one-hot label."""
+    Y = np.zeros((y.size, n_classes), dtype)
+    Y[np.arange(y.size), y] = 1
     return Y
 
 
@@ -55,10 +56,13 @@ class Trainer:
         self.data = data if data is not None else load_dataset(config.data, np.random.default_rng(data_seq))
         dtype = np.dtype(config.model.dtype)
         n_classes = self.data.n_classes
-        self.X = np.ascontiguousarray(self.data.X_train, dtype)  # (n_0, m)
-        self.Y = one_hot(self.data.y_train, n_classes, dtype)  # (C, m)
-        self.X_dev = np.ascontiguousarray(self.data.X_dev, dtype)
-        self.m = self.X.shape[1]
+        # Examples are stored as rows, so gathering a mini-batch copies whole rows; the batch is then
+        # seen through .T as (n_0, size), the course's layout, with no further copy.
+        self.X_rows = np.ascontiguousarray(self.data.X_train.T, dtype)  # (m, n_0)
+        self.Y_rows = one_hot_rows(self.data.y_train, n_classes, dtype)  # (m, C)
+        self.X, self.Y = self.X_rows.T, self.Y_rows.T  # (n_0, m), (C, m) views
+        self.X_dev = np.ascontiguousarray(self.data.X_dev.T, dtype).T
+        self.m = self.X_rows.shape[0]
         self.model = MLP((self.data.n_features, *config.model.layers, n_classes), config.model.activation, dtype)
         self.model.initialize(np.random.default_rng(init_seq))
         self.initial_weights = self.model.weights()
@@ -71,8 +75,7 @@ class Trainer:
         self.position = 0  # examples of the current pass already used
         self.examples_seen = 0
         self.order = None  # this pass's permutation of the training examples
-        self.X_epoch = np.empty_like(self.X)  # the training set in this pass's order
-        self.Y_epoch = np.empty_like(self.Y)
+        self._X_batch = self._Y_batch = None  # (size, n_0), (size, C): the current mini-batch's rows
         self.diverged = None
 
     # -- changing hyperparameters -----------------------------------------------------------------
@@ -99,8 +102,18 @@ class Trainer:
 
     def _next_pass(self):
         self.order = self.rng.permutation(self.m)
-        np.take(self.X, self.order, axis=1, out=self.X_epoch)
-        np.take(self.Y, self.order, axis=1, out=self.Y_epoch)
+
+    def batch(self, start, size):
+        """Examples order[start : start + size] as (X (n_0, size), Y (C, size)), gathered into scratch."""
+        if self._X_batch is None or self._X_batch.shape[0] < size:
+            self._X_batch = np.empty((size, self.X_rows.shape[1]), self.X_rows.dtype)
+            self._Y_batch = np.empty((size, self.Y_rows.shape[1]), self.Y_rows.dtype)
+        X, Y = self._X_batch[:size], self._Y_batch[:size]
+        rows = self.order[start : start + size]
+        # mode="clip" skips the bounds check that makes np.take buffer its output (the indices are a permutation)
+        np.take(self.X_rows, rows, axis=0, out=X, mode="clip")
+        np.take(self.Y_rows, rows, axis=0, out=Y, mode="clip")
+        return X.T, Y.T
 
     def _scheduled_changes(self, step):
         changes = {}
@@ -122,28 +135,31 @@ class Trainer:
         start = self.position
         size = min(hp.mini_batch_size, self.m - start)
         alpha = alpha_at(hp.decay_schedule, hp.alpha, self.epoch, hp.learning_rate_decay)
-        X = self.X_epoch[:, start : start + size]  # (n_0, size) view, no copy
-        Y = self.Y_epoch[:, start : start + size]
+        X, Y = self.batch(start, size)  # (n_0, size), (C, size)
         cost = self.model.cost_and_grad(X, Y, hp.lambd)
-        record = dict(step=number, epoch=self.epoch, examples_seen=self.examples_seen + size, alpha=alpha,
-                      cost=cost, batch_size=size, changes=changes)
         if not math.isfinite(cost):
-            # the weights are still those of the last good update: nothing was trained through
-            self.diverged = (
-                f"the cost became {cost} at step {number} (alpha {alpha:.3g}); weights kept from step {number - 1}"
-            )
-            return StepRecord(**record, diverged=self.diverged)
+            # Nothing is trained through: this update is not made. Any non-finite weight reaches the cost
+            # (nan and inf propagate through every layer), so checking the cost at each step catches a
+            # weight gone bad at the previous update without a pass over the weights every step.
+            if self.weights_finite():
+                self.diverged = (f"the cost became {cost} at step {number} (alpha {alpha:.3g}); "
+                                 f"weights kept from step {number - 1}")
+            else:
+                self.diverged = f"a weight became non-finite at the update of step {number - 1}"
+            return StepRecord(number, self.epoch, self.examples_seen + size, alpha, cost, size, changes,
+                              self.diverged)
         self.optimizer.update(self.model.params, self.model.grads, alpha, hp)
+        epoch = self.epoch
         self.step_count = number
         self.examples_seen += size
         self.position += size
         if self.position >= self.m:
             self.position = 0
             self.epoch += 1
-        if not math.isfinite(self.model.params.sum()):
-            self.diverged = f"a weight became non-finite at step {number} (alpha {alpha:.3g})"
-            return StepRecord(**record, diverged=self.diverged)
-        return StepRecord(**record)
+        return StepRecord(number, epoch, self.examples_seen, alpha, cost, size, changes)
+
+    def weights_finite(self):
+        return math.isfinite(self.model.params.sum())
 
     # -- measuring -----------------------------------------------------------------------------------
 
@@ -198,7 +214,4 @@ class Trainer:
         self.position = int(state["position"])
         self.examples_seen = int(state["examples_seen"])
         self.order = None if state["order"] is None else np.array(state["order"])
-        if self.order is not None:
-            np.take(self.X, self.order, axis=1, out=self.X_epoch)
-            np.take(self.Y, self.order, axis=1, out=self.Y_epoch)
         self.diverged = None
