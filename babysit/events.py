@@ -34,7 +34,7 @@ class Event:
     @classmethod
     def from_dict(cls, d):
         d = dict(d)
-        d["changes"] = {k: tuple(v) for k, v in d.get("changes", {}).items()}
+        d["changes"] = {k: list(v) for k, v in d.get("changes", {}).items()}
         return cls(**d)
 
     def describe(self):

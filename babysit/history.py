@@ -102,7 +102,8 @@ class MinMaxSeries:
         self.width *= 2
 
     def points(self):
-        """(x, y): each bucket's min and max point in x order, then the tail's; at most 2·capacity + 2."""
+        """(x, y): each bucket's min and max point in x order, then the tail's and the newest point;
+        at most 2·capacity + 3."""
         b = self._buckets[: self._n]
         first_is_min = b[:, _MIN_X] <= b[:, _MAX_X]
         x = np.where(first_is_min[:, None], b[:, [_MIN_X, _MAX_X]], b[:, [_MAX_X, _MIN_X]]).ravel()
@@ -115,12 +116,15 @@ class MinMaxSeries:
             picks = sorted({(t[_MIN_X], t[_MIN_Y]), (t[_MAX_X], t[_MAX_Y])})
             x = np.concatenate([x, [px for px, _ in picks]])
             y = np.concatenate([y, [py for _, py in picks]])
+        if self._last is not None and (x.size == 0 or x[-1] < self._last[0]):
+            # the newest point too, so a drawn line reaches the current step
+            x, y = np.append(x, self._last[0]), np.append(y, self._last[1])
         return x, y
 
     def means(self):
         """(x, mean): one point per bucket (at its last x) and the tail's mean; for smoothing."""
         b = self._buckets[: self._n]
-        x, y = b[:, _LAST_X], b[:, _SUM] / b[:, _COUNT]
+        x, y = b[:, _LAST_X].copy(), b[:, _SUM] / b[:, _COUNT]  # a copy: the buckets change later
         if self._tail[_COUNT]:
             x = np.append(x, self._tail[_LAST_X])
             y = np.append(y, self._tail[_SUM] / self._tail[_COUNT])

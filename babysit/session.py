@@ -28,11 +28,11 @@ import numpy as np
 
 from babysit import health
 from babysit.config import RunConfig
-from babysit.errors import BabysitError, ConfigError
+from babysit.errors import BabysitError, ConfigError, DivergedError
 from babysit.events import Event
 from babysit.history import MinMaxSeries
 from babysit.hyperparams import HyperParams
-from babysit.store import StoreError
+from babysit.store import StoreError, owner_alive, owner_tag
 from babysit.trainer import Trainer
 
 STATUSES = ("created", "running", "paused", "stopped", "failed")
@@ -156,6 +156,8 @@ class Session:
         self._loaded = None  # the checkpoint a reopened run was restored from
         self._saved = None  # (step, hyperparameters) of the newest checkpoint: no need to save it twice
         self._commands_lock = threading.Lock()
+        self.interrupted = False  # reopened after the process training it died
+        self._viewer, self._viewer_lock = None, threading.Lock()  # a model of the page's own, for drawing
         self.chance_cost = health.chance_cost(trainer.data.n_classes)
         self.initial_cost = None
         probe = min(self.settings.probe_size, trainer.m)
@@ -177,6 +179,10 @@ class Session:
     def open(cls, store, run_id, settings=None):
         """A stored run as it was left: its history, at its newest readable checkpoint, paused."""
         info = store.get_run(run_id)
+        owner = store.owner(run_id)
+        if info.status == "running" and owner != owner_tag() and owner_alive(owner):
+            raise StoreError(f"run {run_id} is being trained by another process ({owner}); open it there, "
+                             "or stop that process first")
         config = RunConfig.from_dict(info.config)
         trainer = Trainer(config)
         session = cls(store, run_id, trainer, settings)
@@ -205,6 +211,7 @@ class Session:
         if recorded > trainer.step_count:
             session._stale_after = trainer.step_count
         session.status = {"created": "created", "failed": "failed", "stopped": "stopped"}.get(info.status, "paused")
+        session.interrupted = bool(session._events) and session._events[-1].kind == "recovered"
         session.error = info.error
         for message in damaged:
             session._record(Event("recovered", trainer.step_count, source="system",
@@ -260,13 +267,16 @@ class Session:
         A ``set`` is validated here too, so a bad value is refused at once and nothing is queued."""
         if kind == "set":
             self.trainer.hp.replace(**args["changes"])  # raises ConfigError naming the field
-        if kind in ("step", "epochs") and (not isinstance(args.get("n"), int) or args["n"] < 1):
+        n = args.get("n")
+        if kind in ("step", "epochs") and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
             raise ConfigError(f"{kind} needs a whole number >= 1, got {args.get('n')!r}")
         if kind not in COMMANDS:
             raise ValueError(f"unknown command {kind!r}")
         command = Command(next(self._ids), kind, args, source, time.time(), concurrent.futures.Future())
         with self._commands_lock:
             self._commands.append(command)
+        if self._thread is not None and not self._thread.is_alive():
+            self.start_thread()  # a stopped run's thread has ended: a new command wakes it again
         self._wake.set()
         return command
 
@@ -305,10 +315,16 @@ class Session:
         if self.status == "running":
             return None
         self._reconcile()
-        self.status = "running"
-        self.guardrail = None
+        self._set_running()
         self._target = None
         return self._record(self._event("resume", command.source))
+
+    def _set_running(self):
+        if self.trainer.diverged:  # its next step would fail the run: only a rewind goes on from here
+            raise DivergedError(f"{self.trainer.diverged}; rewind to a checkpoint to go on")
+        self.status = "running"
+        self.guardrail = None
+        self.store.update_run(self.run_id, owner=owner_tag())
 
     def _do_pause(self, command, message=""):
         if self.status != "running":
@@ -323,8 +339,7 @@ class Session:
         """Train ``n`` more updates, then pause (with an evaluation at the last one)."""
         self._reconcile()
         self._target = ("step", self.trainer.step_count + command.args["n"])
-        self.status = "running"
-        self.guardrail = None
+        self._set_running()
         return self._record(self._event("resume", command.source, message=f"for {command.args['n']} steps"))
 
     def _do_epochs(self, command):
@@ -333,8 +348,7 @@ class Session:
         if self.trainer.epoch >= command.args["n"]:
             return None
         self._target = ("epoch", command.args["n"])
-        self.status = "running"
-        self.guardrail = None
+        self._set_running()
         return self._record(self._event("resume", command.source, message=f"until epoch {command.args['n']}"))
 
     def _do_set(self, command):
@@ -382,7 +396,7 @@ class Session:
         self.store.copy_history(self.run_id, child, checkpoint.step)
         self.store.save_checkpoint(child, state, "branch", checkpoint.cost)
         self.store.update_run(child, step=checkpoint.step, epoch=state["epoch"],
-                              hyperparameters=state["hyperparameters"])
+                              hyperparameters=new.to_dict())
         branch = Event("branch", checkpoint.step, state["epoch"], state["examples_seen"], command.source,
                        message=f"from run {self.run_id} at step {checkpoint.step:,}")
         self.store.add_event(child, branch)
@@ -473,8 +487,17 @@ class Session:
         limit = self.settings.guard_factor * max(self._best, self.settings.guard_floor)
         good = [c for c in self._checkpoints if c.step < step and (c.cost is None or c.cost <= limit)]
         rewind_to = good[-1].step if good else None
-        self.guardrail = Guardrail(reason, step, rewind_to, alpha * 0.1)
-        offer = f"; rewind to step {rewind_to:,}, or rewind and resume with alpha {alpha * 0.1:.3g}" \
+        # a tenth of the base rate, and never above a tenth of the good checkpoint's: resuming "with
+        # alpha × 0.1" must lower the rate whether or not a raised alpha is what went wrong
+        base = self.trainer.hp.alpha
+        if good:
+            try:
+                base = min(base, self.store.load_checkpoint(good[-1])["hyperparameters"]["alpha"])
+            except StoreError:
+                pass
+        lowered = base * 0.1
+        self.guardrail = Guardrail(reason, step, rewind_to, lowered)
+        offer = f"; rewind to step {rewind_to:,}, or rewind and resume with alpha {lowered:.3g}" \
             if rewind_to is not None else ""
         self._record(Event("guardrail", self.trainer.step_count, self.trainer.epoch, self.trainer.examples_seen,
                            "guardrail", message=f"paused: {reason}{offer}"))
@@ -508,6 +531,8 @@ class Session:
     def _checkpoint(self, reason):
         if self._saved == (self.trainer.step_count, self.trainer.hp) and self._stale_after is None:
             return self._checkpoints[-1]  # this very state is saved already
+        if self._unflushed:
+            self._flush()  # the metrics up to a checkpoint are stored before it: a crash leaves no gap
         cost = self._smooth / (1 - self.settings.guard_smoothing**self._smooth_n) if self._smooth_n else None
         info = self.store.save_checkpoint(self.run_id, self.trainer.state_dict(), reason, cost)
         self._saved = (self.trainer.step_count, self.trainer.hp)
@@ -667,6 +692,20 @@ class Session:
         with self._commands_lock:
             return tuple(self._commands)
 
+    snapshot_pending = _pending
+
+    def predict(self, X):
+        """Class indices for examples as columns (n_0, m), from any thread: a copy of the weights is
+        taken and used in a model of the page's own, so training is never disturbed."""
+        from models.mlp import MLP
+
+        model = self.trainer.model
+        with self._viewer_lock:  # several tabs may draw the same run
+            if self._viewer is None:
+                self._viewer = MLP(model.sizes, model.activation.name, model.dtype)
+            self._viewer.params[...] = model.params
+            return self._viewer.predict_proba(np.asarray(X, model.dtype)).argmax(axis=0)
+
     # -- the thread ---------------------------------------------------------------------------------
 
     def start_thread(self):
@@ -680,7 +719,7 @@ class Session:
     def _loop(self):
         try:
             while self.status not in ("stopped", "failed"):
-                if self.tick() is None and self.status != "running":
+                if self.tick() is None and self.status in ("created", "paused"):  # idle: wait for a command
                     if self._unflushed:
                         self._flush()
                     self._wake.wait(0.25)

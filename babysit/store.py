@@ -8,8 +8,8 @@ Metrics arrive in batches (a session flushes at least once a second): each batch
 columns are raw float64 arrays, which keeps a 15,000-steps-per-second run cheap to record and
 reads back bit for bit. Checkpoints are written to a temporary name and renamed into place, so a
 crash leaves either the old file or the new one, never half of one; they hold only arrays and
-JSON text (no pickle). Opening the store recovers from a crash: a run still marked as training
-comes back paused.
+JSON text (no pickle). ``recover()`` (the server calls it when it starts) brings back paused the
+runs left marked as training by a process that died.
 """
 
 import json
@@ -17,9 +17,11 @@ import math
 import os
 import re
 import secrets
+import socket
 import sqlite3
 import threading
 import time
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +39,7 @@ CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, parent TEXT, fork_step INTEGER,
     status TEXT NOT NULL, config TEXT NOT NULL, hyperparameters TEXT NOT NULL,
     step INTEGER NOT NULL DEFAULT 0, epoch INTEGER NOT NULL DEFAULT 0,
-    best_dev_cost REAL, error TEXT, created REAL NOT NULL, updated REAL NOT NULL);
+    best_dev_cost REAL, error TEXT, created REAL NOT NULL, updated REAL NOT NULL, owner TEXT);
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, step INTEGER NOT NULL, time REAL NOT NULL,
     body TEXT NOT NULL, undone INTEGER NOT NULL DEFAULT 0);
@@ -146,16 +148,21 @@ class Store:
         return run_id
 
     def get_run(self, run_id):
-        rows = self._query("SELECT * FROM runs WHERE id = ?", (check_run_id(run_id),))
+        rows = self._query(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (check_run_id(run_id),))
         if not rows:
             raise StoreError(f"no run {run_id} in {self.home}")
         return _run_info(rows[0])
 
     def list_runs(self):
-        return [_run_info(row) for row in self._query("SELECT * FROM runs ORDER BY created")]
+        return [_run_info(row) for row in self._query(f"SELECT {RUN_COLUMNS} FROM runs ORDER BY created")]
+
+    def owner(self, run_id):
+        """pid@host of the process that last set the run training, or None."""
+        rows = self._query("SELECT owner FROM runs WHERE id = ?", (check_run_id(run_id),))
+        return rows[0][0] if rows else None
 
     def update_run(self, run_id, **fields):
-        allowed = {"name", "status", "hyperparameters", "step", "epoch", "best_dev_cost", "error"}
+        allowed = {"name", "status", "hyperparameters", "step", "epoch", "best_dev_cost", "error", "owner"}
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"cannot update {unknown}")
@@ -181,11 +188,18 @@ class Store:
             pass
 
     def recover(self):
-        """Runs left marked as training by a process that died come back paused; returns their ids."""
-        rows = self._query(f"SELECT id FROM runs WHERE status IN ({','.join('?' * len(LIVE))})", LIVE)
-        for (run_id,) in rows:
+        """Runs left marked as training by a process that has died come back paused, with an event
+        saying so; returns their ids. A run another live process is training is left alone."""
+        rows = self._query(f"SELECT id, step, owner FROM runs WHERE status IN ({','.join('?' * len(LIVE))})", LIVE)
+        recovered = []
+        for run_id, step, owner in rows:
+            if owner_alive(owner):
+                continue
             self.update_run(run_id, status="paused")
-        return [run_id for (run_id,) in rows]
+            self.add_event(run_id, Event("recovered", step, source="system",
+                                         message="the process training it ended; paused at its newest checkpoint"))
+            recovered.append(run_id)
+        return recovered
 
     # -- events -------------------------------------------------------------------------------------
 
@@ -320,7 +334,7 @@ class Store:
                 state["params"] = npz["params"]
                 state["order"] = npz["order"] if "order" in npz.files else None
                 state["optimizer_state"] = opt
-        except (OSError, ValueError, KeyError, EOFError) as error:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
             raise StoreError(f"checkpoint at step {info.step} of run {info.run_id} cannot be read ({error})") from None
         return state
 
@@ -364,6 +378,30 @@ class _Transaction:
             self.db.execute("ROLLBACK" if kind else "COMMIT")
         finally:
             self.lock.release()
+
+
+RUN_COLUMNS = ("id, name, parent, fork_step, status, config, hyperparameters, step, epoch, best_dev_cost, error,"
+               " created, updated")
+
+
+def owner_tag():
+    """Who is training a run: this process, on this machine."""
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def owner_alive(owner):
+    if not owner or "@" not in owner:
+        return False
+    pid, host = owner.split("@", 1)
+    if host != socket.gethostname():
+        return True  # another machine's process: not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _run_info(row):

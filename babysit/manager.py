@@ -1,0 +1,93 @@
+"""The sessions one server keeps, by run id.
+
+Runs live here, not in a browser tab: a run keeps training when its tab closes, and any tab that
+names its id attaches to the same session. When the server starts, runs that were training when the
+previous one died are found (the store's recovery) and resume from their newest checkpoint as soon
+as they are opened. ``max_running`` caps how many train at once (BABYSIT_MAX_RUNNING, default 8).
+"""
+
+import os
+import threading
+
+from babysit.errors import BabysitError
+from babysit.session import Session, SessionSettings
+from babysit.store import Store
+
+STARTING = ("start", "resume", "step", "epochs")
+
+
+class CapError(BabysitError):
+    """Too many runs training at once."""
+
+
+class SessionManager:
+    def __init__(self, store=None, max_running=None, settings=None):
+        self.store = store or Store()
+        self.max_running = max_running or int(os.environ.get("BABYSIT_MAX_RUNNING", "8"))
+        self.settings = settings or SessionSettings()
+        self._sessions = {}
+        self._lock = threading.RLock()
+        self.store.recover()
+
+    def create(self, config, name=None):
+        """A new run, its thread started and waiting for a start command; returns its id."""
+        session = Session.create(self.store, config, name, self.settings)
+        session.start_thread()
+        with self._lock:
+            self._sessions[session.run_id] = session
+        return session.run_id
+
+    def get(self, run_id):
+        """The run's live session, opening it from the store if this server has not yet (StoreError if
+        there is no such run). A run interrupted while training resumes, room permitting."""
+        with self._lock:
+            session = self._sessions.get(run_id)
+            if session is None:
+                session = Session.open(self.store, run_id, self.settings)
+                session.start_thread()
+                self._sessions[run_id] = session
+                if session.interrupted and len(self.training()) < self.max_running:
+                    session.interrupted = False
+                    session.submit("resume", source="system")
+            return session
+
+    def training(self):
+        """Ids of runs training now or about to (a start command waiting)."""
+        with self._lock:
+            return [run_id for run_id, s in self._sessions.items()
+                    if s.status == "running" or any(c.kind in STARTING for c in s.snapshot_pending())]
+
+    def command(self, run_id, kind, **args):
+        """Send a command to a run, refusing a start past the cap with a message that says what to do."""
+        with self._lock:
+            session = self.get(run_id)
+            if kind in STARTING and session.status != "running" and len(self.training()) >= self.max_running:
+                raise CapError(
+                    f"{self.max_running} runs are training already, the most this server allows at once "
+                    "(BABYSIT_MAX_RUNNING): pause or stop one first"
+                )
+            return session.submit(kind, **args)
+
+    def rename(self, run_id, name):
+        name = str(name).strip()
+        if not name:
+            raise BabysitError("a run's name cannot be empty")
+        self.store.update_run(run_id, name=name)
+        with self._lock:
+            if run_id in self._sessions:
+                self._sessions[run_id].name = name
+
+    def delete(self, run_id):
+        """Stop the run's session, if open, and remove it from the store with its checkpoints."""
+        with self._lock:
+            session = self._sessions.pop(run_id, None)
+        if session is not None:
+            session.close()
+        self.store.delete_run(run_id)
+
+    def close_all(self):
+        with self._lock:
+            sessions = list(self._sessions.values())
+            self._sessions.clear()
+        for session in sessions:
+            session.close()
