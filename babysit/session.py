@@ -42,9 +42,9 @@ EVAL_FIELDS = ("train_cost", "dev_cost", "train_accuracy", "dev_accuracy")
 
 @dataclass(frozen=True)
 class SessionSettings:
-    eval_every: int = 50  # steps between evaluations of train and dev cost and accuracy
-    health_every: int = 100  # steps between health measurements
-    checkpoint_every: int = 1000  # steps between periodic checkpoints
+    eval_every: int = 200  # steps between evaluations of train and dev cost and accuracy
+    health_every: int = 500  # steps between health measurements
+    checkpoint_every: int = 2000  # steps between periodic checkpoints
     flush_every: float = 0.5  # seconds between writes of metrics to the store (at most 1)
     guard_factor: float = 4.0  # pause when the smoothed cost exceeds this × max(best, guard_floor)
     guard_floor: float = 0.05  # costs below this are all "good": mini-batch noise near 0 trips nothing
@@ -151,7 +151,7 @@ class Session:
         self._last_flush = time.monotonic()
         self._flushed_step = trainer.step_count
         self._rate = 0.0
-        self._smooth, self._smooth_n, self._best = 0.0, 0, math.inf
+        self._smooth, self._smooth_n, self._g_power, self._best, self._guard_limit = 0.0, 0, 1.0, math.inf, math.inf
         self._stale_after = None  # step of the newest checkpoint when reopened mid-history
         self._loaded = None  # the checkpoint a reopened run was restored from
         self._saved = None  # (step, hyperparameters) of the newest checkpoint: no need to save it twice
@@ -206,6 +206,8 @@ class Session:
         for event in session._events:
             if event.kind == "start" and "initial_cost" in event.changes:
                 session.initial_cost = event.changes["initial_cost"][1]
+                if not session._last_evaluation and "train_cost" in event.changes:  # only step 0 was evaluated
+                    session._last_evaluation = {"step": 0, **{f: event.changes[f][1] for f in EVAL_FIELDS}}
         session._flushed_step = trainer.step_count
         recorded = session._recorded_step()
         if recorded > trainer.step_count:
@@ -253,7 +255,8 @@ class Session:
             "well above it: check the data's scale and the initialisation"
         self._record(Event(
             "start", 0, source="system",
-            changes={"initial_cost": [None, evaluation.train_cost], "chance_cost": [None, self.chance_cost]},
+            changes={"initial_cost": [None, evaluation.train_cost], "chance_cost": [None, self.chance_cost],
+                     **{f: [None, getattr(evaluation, f)] for f in EVAL_FIELDS}},
             message=f"initial cost {evaluation.train_cost:.4f} vs chance level ln({self.trainer.data.n_classes})"
                     f" = {self.chance_cost:.4f}: {verdict}",
         ))
@@ -435,8 +438,7 @@ class Session:
 
     def _train_step(self):
         trainer, settings = self.trainer, self.settings
-        upcoming = trainer.step_count + 1
-        if upcoming in self._schedule_steps:
+        if trainer.step_count + 1 in self._schedule_steps:
             self._checkpoint("change")
         record = trainer.step()
         self._unfolded.append(record)
@@ -447,15 +449,19 @@ class Session:
         if record.diverged:
             self._trip(record.diverged, record.step, record.alpha)
             return record
+        # the guardrail on the smoothed cost; this runs at every step, so it is kept to plain arithmetic
         g = settings.guard_smoothing
-        self._smooth = g * self._smooth + (1 - g) * record.cost
+        self._smooth = smooth = g * self._smooth + (1 - g) * record.cost
         self._smooth_n += 1
-        smoothed = self._smooth / (1 - g**self._smooth_n)
+        self._g_power *= g  # g ** n, kept rather than recomputed at every step
+        smoothed = smooth / (1 - self._g_power)
         if smoothed < self._best:
             self._best = smoothed
-        elif smoothed > settings.guard_factor * max(self._best, settings.guard_floor):
+            self._guard_limit = settings.guard_factor * (smoothed if smoothed > settings.guard_floor
+                                                         else settings.guard_floor)
+        elif smoothed > self._guard_limit:
             self._trip(f"the smoothed cost {smoothed:.4g} rose above {settings.guard_factor:g} × the best so far "
-                       f"({max(self._best, settings.guard_floor):.4g})", record.step, record.alpha)
+                       f"({self._guard_limit / settings.guard_factor:.4g})", record.step, record.alpha)
             return record
         step = record.step
         target = self._target
@@ -501,7 +507,7 @@ class Session:
             if rewind_to is not None else ""
         self._record(Event("guardrail", self.trainer.step_count, self.trainer.epoch, self.trainer.examples_seen,
                            "guardrail", message=f"paused: {reason}{offer}"))
-        self._smooth, self._smooth_n, self._best = 0.0, 0, math.inf
+        self._smooth, self._smooth_n, self._g_power, self._best, self._guard_limit = 0.0, 0, 1.0, math.inf, math.inf
 
     def accept_guardrail(self, lower_alpha=False):
         """Take one of the guardrail's two offers: rewind to the last good checkpoint (and resume with
@@ -533,7 +539,7 @@ class Session:
             return self._checkpoints[-1]  # this very state is saved already
         if self._unflushed:
             self._flush()  # the metrics up to a checkpoint are stored before it: a crash leaves no gap
-        cost = self._smooth / (1 - self.settings.guard_smoothing**self._smooth_n) if self._smooth_n else None
+        cost = self._smooth / (1 - self._g_power) if self._smooth_n else None
         info = self.store.save_checkpoint(self.run_id, self.trainer.state_dict(), reason, cost)
         self._saved = (self.trainer.step_count, self.trainer.hp)
         with self._lock:
@@ -583,7 +589,7 @@ class Session:
             self._last_evaluation, self._last_health = {}, {}
             self._load_history()
         self._flushed_step = step
-        self._smooth, self._smooth_n, self._best = 0.0, 0, math.inf
+        self._smooth, self._smooth_n, self._g_power, self._best, self._guard_limit = 0.0, 0, 1.0, math.inf, math.inf
 
     # -- history: folding and flushing --------------------------------------------------------------
 
@@ -595,13 +601,9 @@ class Session:
 
     def _columns(self, records, evaluations):
         n = len(records)
-        columns = {
-            "step": np.fromiter((r.step for r in records), np.float64, n),
-            "epoch": np.fromiter((r.epoch for r in records), np.float64, n),
-            "examples_seen": np.fromiter((r.examples_seen for r in records), np.float64, n),
-            "alpha": np.fromiter((r.alpha for r in records), np.float64, n),
-            "cost": np.fromiter((r.cost for r in records), np.float64, n),
-        }
+        fields = ("step", "epoch", "examples_seen", "alpha", "cost")
+        # StepRecords are tuples: transposing them is one C-level pass
+        columns = dict(zip(fields, np.array([r[:5] for r in records], np.float64).reshape(n, 5).T, strict=True))
         for f in EVAL_FIELDS:
             columns[f] = np.full(n, np.nan)
         if n and evaluations:

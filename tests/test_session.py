@@ -591,9 +591,13 @@ class TestHealth:
             config = make_config(data=data)
             session = new_session(store, config)
             start = session.snapshot().events[0]
-            initial = Trainer(config).evaluate().train_cost
+            evaluation = Trainer(config).evaluate()
+            initial = evaluation.train_cost
             assert start.kind == "start" and start.step == 0
-            assert start.changes == {"initial_cost": [None, initial], "chance_cost": [None, math.log(classes)]}
+            assert start.changes == {"initial_cost": [None, initial], "chance_cost": [None, math.log(classes)],
+                                     "train_cost": [None, initial], "dev_cost": [None, evaluation.dev_cost],
+                                     "train_accuracy": [None, evaluation.train_accuracy],
+                                     "dev_accuracy": [None, evaluation.dev_accuracy]}
             assert f"ln({classes})" in start.message
             snap = session.snapshot()
             assert snap.initial_cost == initial and snap.chance_cost == math.log(classes)
