@@ -84,6 +84,13 @@ def build_parser():
     p.add_argument("run_id", metavar="RUN")
     p.add_argument("--json", action="store_true", help="the curve as JSON")
     p.set_defaults(run=cmd_probe)
+
+    p = commands.add_parser("sample", help="sample points from a search space into a CSV (no training)")
+    p.add_argument("space", metavar="SPACE", help="a search space (JSON)")
+    p.add_argument("--n", type=_positive_int, required=True, help="number of points")
+    p.add_argument("--seed", type=int, default=0, help="point i depends only on (seed, i) (default 0)")
+    p.add_argument("--out", required=True, help="the CSV file: a trial column, then one column per name")
+    p.set_defaults(run=cmd_sample)
     return parser
 
 
@@ -243,6 +250,17 @@ def cmd_probe(args):
     else:
         print(f"suggested alpha {result.suggested_alpha:.3g} ({len(result.alphas)} probe steps"
               f"{'; ' + result.stopped_early if result.stopped_early else ''})")
+    return 0
+
+
+def cmd_sample(args):
+    from babysit.export import write_text
+    from babysit.space import load_space, points_csv
+
+    space = load_space(args.space)
+    points = space.sample_points(args.n, args.seed)
+    write_text(args.out, points_csv(space, points))
+    print(f"{len(points)} points → {args.out}")
     return 0
 
 
