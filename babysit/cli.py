@@ -7,6 +7,9 @@
     babysit replay CONFIG --out DIR [--steps N]                      retrain a config with its schedule
     babysit retest CONFIG|RUN [--seeds 5]                            are these hyperparameters stale?
     babysit probe RUN                                                LR range probe from a run's weights
+    babysit sample SPACE --n N [--seed S] --out FILE.csv             points of a search space, no training
+    babysit sweep SPACE --trials N [--halving] [--out DIR]           a caviar study headless
+    babysit sweep --resume STUDY [--out DIR]                         finish an interrupted study
 
 Errors that are the user's to fix (a bad config, a bad CSV, an unknown run) print one line per
 problem and exit 2, with no traceback; a run stopped by its guardrail exits 1.
@@ -91,6 +94,20 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0, help="point i depends only on (seed, i) (default 0)")
     p.add_argument("--out", required=True, help="the CSV file: a trial column, then one column per name")
     p.set_defaults(run=cmd_sample)
+
+    p = commands.add_parser("sweep", help="a caviar study: sample a space and train every point, in parallel")
+    p.add_argument("space", metavar="SPACE", nargs="?", help="a search-space file (JSON)")
+    p.add_argument("--trials", type=_positive_int, default=20, help="points to sample and train (default 20)")
+    p.add_argument("--epochs", type=_positive_int, default=20, help="each trial's epochs without halving (default 20)")
+    p.add_argument("--halving", action="store_true", help="successive halving over rungs of 1, 3, 9, 27 epochs")
+    p.add_argument("--seed", type=int, default=0, help="the study's sampling seed (default 0)")
+    p.add_argument("--scheduler", help="a Dask scheduler address (tcp://host:8786); default: this machine's cores "
+                                       "($BABYSIT_DASK_SCHEDULER also sets it)")
+    p.add_argument("--out", help="folder for leaderboard.csv and best.json")
+    p.add_argument("--name", help="a name for the study")
+    p.add_argument("--resume", metavar="STUDY", help="finish an interrupted study instead of starting one")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_sweep)
     return parser
 
 
@@ -250,6 +267,54 @@ def cmd_probe(args):
     else:
         print(f"suggested alpha {result.suggested_alpha:.3g} ({len(result.alphas)} probe steps"
               f"{'; ' + result.stopped_early if result.stopped_early else ''})")
+    return 0
+
+
+def cmd_sweep(args):
+    from babysit import caviar
+    from babysit.runner import Progress
+    from babysit.space import load_space
+
+    store = _store()
+    if args.resume:
+        study_id = args.resume
+        store.get_study(study_id)
+    else:
+        if args.space is None:
+            raise ConfigError("sweep needs a search-space file (or --resume STUDY)")
+        space = load_space(args.space)
+        settings = caviar.StudySettings(n_trials=args.trials, epochs=args.epochs, halving=args.halving)
+        study_id = caviar.create_study(store, space, settings, seed=args.seed, name=args.name)
+    print(f"study {study_id}: {len(store.trials(study_id))} trials", file=sys.stderr)
+    bar = Progress(not args.quiet, len(store.trials(study_id)), "trial")
+
+    def show(progress):
+        if bar.bar is not None:
+            finished = progress.done + progress.failed + progress.pruned
+            bar.bar.update(finished - bar.done)
+            bar.done = finished
+            eta = "" if progress.eta is None else f"{progress.eta:.0f}s"
+            bar.bar.set_postfix(running=progress.running, failed=progress.failed, pruned=progress.pruned, eta=eta)
+
+    try:
+        trials = caviar.run_study(store, study_id, scheduler=args.scheduler, on_progress=show)
+    finally:
+        bar.close()
+    best = caviar.best_trial(trials)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        caviar.write_leaderboard(os.path.join(args.out, "leaderboard.csv"), trials)
+        if best is not None:
+            from babysit.config import RunConfig
+            from babysit.export import write_text
+
+            write_text(os.path.join(args.out, "best.json"), RunConfig.from_dict(best.config).to_json())
+    failed = sum(t.status == "failed" for t in trials)
+    if best is None:
+        print(f"study {study_id}: no trial finished ({failed} failed)")
+        return 1
+    print(f"study {study_id}: best trial {best.number}, dev cost {caviar.ranking_cost(best):.4f}; "
+          f"{failed} failed" + (f"; leaderboard and best config in {args.out}" if args.out else ""))
     return 0
 
 

@@ -57,6 +57,16 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 CREATE INDEX IF NOT EXISTS checkpoints_run ON checkpoints(run_id, step);
 CREATE TABLE IF NOT EXISTS retests (
     id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, body TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS studies (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, parent TEXT, space TEXT NOT NULL, seed INTEGER NOT NULL,
+    settings TEXT NOT NULL, status TEXT NOT NULL, error TEXT, created REAL NOT NULL, updated REAL NOT NULL,
+    owner TEXT, reruns TEXT);
+CREATE TABLE IF NOT EXISTS trials (
+    study_id TEXT NOT NULL, number INTEGER NOT NULL, point TEXT NOT NULL, config TEXT NOT NULL,
+    status TEXT NOT NULL, rung INTEGER NOT NULL DEFAULT -1, step INTEGER NOT NULL DEFAULT 0,
+    epoch INTEGER NOT NULL DEFAULT 0, dev_cost REAL, dev_accuracy REAL, train_cost REAL, train_accuracy REAL,
+    error TEXT, curve BLOB, state_file TEXT, run_id TEXT, updated REAL NOT NULL,
+    PRIMARY KEY (study_id, number));
 """
 
 
@@ -286,12 +296,9 @@ class Store:
 
     # -- checkpoints --------------------------------------------------------------------------------
 
-    def save_checkpoint(self, run_id, state, reason, cost=None):
-        """Write a Trainer.state_dict() atomically and record it; returns its CheckpointInfo."""
-        folder = os.path.join(self.home, "checkpoints", check_run_id(run_id))
-        os.makedirs(folder, exist_ok=True)
-        step = int(state["step"])
-        file = os.path.join("checkpoints", run_id, f"{step:010d}-{secrets.token_hex(3)}.npz")
+    def write_state(self, file, state):
+        """A Trainer.state_dict() into ``file`` (relative to the home) atomically: arrays and JSON only."""
+        os.makedirs(os.path.dirname(os.path.join(self.home, file)), exist_ok=True)
         arrays = {"params": state["params"]}
         if state["order"] is not None:
             arrays["order"] = state["order"]
@@ -308,6 +315,27 @@ class Store:
         tmp = f"{path}.tmp.npz"
         np.savez(tmp, **arrays)
         os.replace(tmp, path)
+
+    def read_state(self, file):
+        """The state dict written by write_state; ValueError, OSError or BadZipFile when damaged."""
+        with np.load(os.path.join(self.home, file), allow_pickle=False) as npz:
+            meta = json.loads(str(npz["meta"]))
+            opt = {"t": meta["optimizer_t"]}
+            for key in meta["optimizer_keys"]:
+                name = f"optimizer_{key}"
+                opt[key] = npz[name] if name in npz.files else None
+            state = {k: meta[k] for k in ("step", "epoch", "position", "examples_seen", "optimizer", "rng",
+                                          "hyperparameters")}
+            state["params"] = npz["params"]
+            state["order"] = npz["order"] if "order" in npz.files else None
+            state["optimizer_state"] = opt
+        return state
+
+    def save_checkpoint(self, run_id, state, reason, cost=None):
+        """Write a Trainer.state_dict() atomically and record it; returns its CheckpointInfo."""
+        step = int(state["step"])
+        file = os.path.join("checkpoints", check_run_id(run_id), f"{step:010d}-{secrets.token_hex(3)}.npz")
+        self.write_state(file, state)
         info = CheckpointInfo(run_id, step, file, reason, cost, time.time())
         with self._tx() as db:
             db.execute("INSERT INTO checkpoints (run_id, step, file, reason, cost, created) VALUES (?, ?, ?, ?, ?, ?)",
@@ -321,22 +349,10 @@ class Store:
 
     def load_checkpoint(self, info):
         """The state dict a checkpoint holds; StoreError if its file is missing or damaged."""
-        path = os.path.join(self.home, info.file)
         try:
-            with np.load(path, allow_pickle=False) as npz:
-                meta = json.loads(str(npz["meta"]))
-                opt = {"t": meta["optimizer_t"]}
-                for key in meta["optimizer_keys"]:
-                    name = f"optimizer_{key}"
-                    opt[key] = npz[name] if name in npz.files else None
-                state = {k: meta[k] for k in ("step", "epoch", "position", "examples_seen", "optimizer", "rng",
-                                              "hyperparameters")}
-                state["params"] = npz["params"]
-                state["order"] = npz["order"] if "order" in npz.files else None
-                state["optimizer_state"] = opt
+            return self.read_state(info.file)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
             raise StoreError(f"checkpoint at step {info.step} of run {info.run_id} cannot be read ({error})") from None
-        return state
 
     def delete_checkpoints_after(self, run_id, step, since=None):
         """Delete checkpoints later than ``step``, and those at ``step`` taken after the time ``since``."""
@@ -357,6 +373,81 @@ class Store:
     def retests(self, run_id):
         rows = self._query("SELECT body FROM retests WHERE run_id = ? ORDER BY id", (check_run_id(run_id),))
         return [json.loads(body) for (body,) in rows]
+
+    # -- studies (caviar) ---------------------------------------------------------------------------
+
+
+    def create_study(self, space, seed, settings, name=None, parent=None):
+        study_id = secrets.token_hex(6)
+        now = time.time()
+        with self._tx() as db:
+            db.execute(f"INSERT INTO studies ({STUDY_COLUMNS}, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (study_id, name or f"study {study_id[:6]}", parent, json.dumps(space), seed,
+                        json.dumps(settings), "created", None, now, now, None, owner_tag()))
+        return study_id
+
+    def get_study(self, study_id):
+        rows = self._query(f"SELECT {STUDY_COLUMNS} FROM studies WHERE id = ?", (check_run_id(study_id),))
+        if not rows:
+            raise StoreError(f"no study {study_id} in {self.home}")
+        return _study_info(rows[0])
+
+    def list_studies(self):
+        return [_study_info(r) for r in self._query(f"SELECT {STUDY_COLUMNS} FROM studies ORDER BY created")]
+
+    def update_study(self, study_id, **fields):
+        allowed = {"name", "status", "error", "owner", "reruns"}
+        if set(fields) - allowed:
+            raise ValueError(f"cannot update {set(fields) - allowed}")
+        if "reruns" in fields:
+            fields["reruns"] = json.dumps(fields["reruns"])
+        fields["updated"] = time.time()
+        assignments = ", ".join(f"{key} = ?" for key in fields)
+        with self._tx() as db:
+            db.execute(f"UPDATE studies SET {assignments} WHERE id = ?", (*fields.values(), check_run_id(study_id)))
+
+    def add_trials(self, study_id, trials):
+        """trials: [(number, point dict, config dict)], all pending."""
+        now = time.time()
+        with self._tx() as db:
+            db.executemany("INSERT INTO trials (study_id, number, point, config, status, updated)"
+                           " VALUES (?, ?, ?, ?, 'pending', ?)",
+                           [(study_id, n, json.dumps(p), json.dumps(c), now) for n, p, c in trials])
+
+    def trials(self, study_id):
+        rows = self._query(f"SELECT {TRIAL_COLUMNS} FROM trials WHERE study_id = ? ORDER BY number",
+                           (check_run_id(study_id),))
+        return [_trial_info(r) for r in rows]
+
+    def update_trial(self, study_id, number, curve=None, **fields):
+        allowed = {"status", "rung", "step", "epoch", "dev_cost", "dev_accuracy", "train_cost", "train_accuracy",
+                   "error", "state_file", "run_id"}
+        if set(fields) - allowed:
+            raise ValueError(f"cannot update {set(fields) - allowed}")
+        if curve is not None:
+            fields["curve"] = _encode_curve(curve)
+        fields["updated"] = time.time()
+        assignments = ", ".join(f"{key} = ?" for key in fields)
+        with self._tx() as db:
+            db.execute(f"UPDATE trials SET {assignments} WHERE study_id = ? AND number = ?",
+                       (*fields.values(), study_id, number))
+
+    def recover_studies(self):
+        """Studies left running by a process that died are marked interrupted; returns their ids."""
+        rows = self._query("SELECT id, owner FROM studies WHERE status = 'running'")
+        ids = [study_id for study_id, owner in rows if not owner_alive(owner)]
+        for study_id in ids:
+            self.update_study(study_id, status="interrupted")
+        return ids
+
+    def delete_study(self, study_id):
+        check_run_id(study_id)
+        with self._tx() as db:
+            db.execute("DELETE FROM trials WHERE study_id = ?", (study_id,))
+            db.execute("DELETE FROM studies WHERE id = ?", (study_id,))
+        import shutil
+
+        shutil.rmtree(os.path.join(self.home, "studies", study_id), ignore_errors=True)
 
     def integrity_check(self):
         return self._query("PRAGMA integrity_check")[0][0]
@@ -415,3 +506,76 @@ def _remove(path):
         os.remove(path)
     except FileNotFoundError:
         pass
+
+
+# -- studies (caviar) -------------------------------------------------------------------------------
+
+STUDY_COLUMNS = "id, name, parent, space, seed, settings, status, error, created, updated, reruns"
+TRIAL_COLUMNS = ("study_id, number, point, config, status, rung, step, epoch, dev_cost, dev_accuracy, train_cost,"
+                 " train_accuracy, error, curve, state_file, run_id, updated")
+
+
+@dataclass(frozen=True)
+class StudyInfo:
+    id: str
+    name: str
+    parent: str  # the study this one zooms in from, or None
+    space: dict  # the search space file's content
+    seed: int
+    settings: dict  # StudySettings as a dict
+    status: str  # created, running, interrupted, done, failed
+    error: str
+    created: float
+    updated: float
+    reruns: list  # the best trials trained again on fresh seeds: [{number, seeds, dev_costs, mean, std}]
+
+
+@dataclass(frozen=True)
+class TrialInfo:
+    study_id: str
+    number: int
+    point: dict  # the sampled values
+    config: dict  # the whole run config it trains
+    status: str  # pending, running, done, pruned, failed
+    rung: int  # the last rung completed (-1: none)
+    step: int
+    epoch: int
+    dev_cost: float
+    dev_accuracy: float
+    train_cost: float
+    train_accuracy: float
+    error: str
+    curve: dict  # {"step", "epoch", "cost", "dev_cost", ...}: float64 arrays
+    state_file: str  # its newest state (a Trainer.state_dict), relative to the home
+    run_id: str  # the panda run made from it, if any
+    updated: float
+
+
+def _encode_curve(curve):
+    if not curve:
+        return None
+    names = sorted(curve)
+    block = np.stack([np.asarray(curve[n], np.float64) for n in names])
+    return json.dumps(names).encode() + b"\n" + block.tobytes()
+
+
+def _decode_curve(blob):
+    if not blob:
+        return {}
+    header, body = bytes(blob).split(b"\n", 1)
+    names = json.loads(header)
+    block = np.frombuffer(body, np.float64).reshape(len(names), -1)
+    return {n: block[i] for i, n in enumerate(names)}
+
+
+def _study_info(row):
+    (study_id, name, parent, space, seed, settings, status, error, created, updated, reruns) = row
+    return StudyInfo(study_id, name, parent, json.loads(space), seed, json.loads(settings), status, error, created,
+                     updated, json.loads(reruns) if reruns else [])
+
+
+def _trial_info(row):
+    (study_id, number, point, config, status, rung, step, epoch, dev_cost, dev_acc, train_cost, train_acc, error,
+     curve, state_file, run_id, updated) = row
+    return TrialInfo(study_id, number, json.loads(point), json.loads(config), status, rung, step, epoch, dev_cost,
+                     dev_acc, train_cost, train_acc, error, _decode_curve(curve), state_file, run_id, updated)
