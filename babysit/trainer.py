@@ -48,6 +48,21 @@ def one_hot_rows(y, n_classes, dtype):
     return Y
 
 
+def divergence_reason(cost, number, alpha, weights_finite):
+    """Why training cannot go on when update ``number``'s cost came out non-finite."""
+    if weights_finite:
+        return f"the cost became {cost} at step {number} (alpha {alpha:.3g}); weights kept from step {number - 1}"
+    return f"a weight became non-finite at the update of step {number - 1}"
+
+
+def cost_accuracy(P, y):
+    """Mean cross-entropy and accuracy of class probabilities P (C, m) for labels y (m,)."""
+    picked = P[y, np.arange(y.size)].astype(np.float64)
+    cost = float(-np.log(np.maximum(picked, np.finfo(np.float64).tiny)).mean())
+    accuracy = float((P.argmax(axis=0) == y).mean())
+    return cost, accuracy
+
+
 class Trainer:
     def __init__(self, config, data=None):
         """``data`` (a Dataset) skips loading config.data: for benchmarks and tests."""
@@ -141,11 +156,7 @@ class Trainer:
             # Nothing is trained through: this update is not made. Any non-finite weight reaches the cost
             # (nan and inf propagate through every layer), so checking the cost at each step catches a
             # weight gone bad at the previous update without a pass over the weights every step.
-            if self.weights_finite():
-                self.diverged = (f"the cost became {cost} at step {number} (alpha {alpha:.3g}); "
-                                 f"weights kept from step {number - 1}")
-            else:
-                self.diverged = f"a weight became non-finite at the update of step {number - 1}"
+            self.diverged = divergence_reason(cost, number, alpha, self.weights_finite())
             return StepRecord(number, self.epoch, self.examples_seen + size, alpha, cost, size, changes,
                               self.diverged)
         self.optimizer.update(self.model.params, self.model.grads, alpha, hp)
@@ -164,11 +175,7 @@ class Trainer:
     # -- measuring -----------------------------------------------------------------------------------
 
     def _cost_accuracy(self, X, y):
-        P = self.model.predict_proba(X)
-        picked = P[y, np.arange(y.size)].astype(np.float64)
-        cost = float(-np.log(np.maximum(picked, np.finfo(np.float64).tiny)).mean())
-        accuracy = float((P.argmax(axis=0) == y).mean())
-        return cost, accuracy
+        return cost_accuracy(self.model.predict_proba(X), y)
 
     def evaluate(self):
         """Cost and accuracy on the whole training set and the dev set, with the current weights."""
