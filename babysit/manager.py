@@ -91,3 +91,76 @@ class SessionManager:
             self._sessions.clear()
         for session in sessions:
             session.close()
+
+
+class StudyManager:
+    """The caviar studies one server runs, each in a thread of its own driving a Dask client.
+
+    The embedded LocalCluster is made once, on the first study that needs it, and kept: starting
+    worker processes takes seconds. A study on a named scheduler gets a client of its own.
+    """
+
+    def __init__(self, store):
+        self.store = store
+        self._threads = {}
+        self._progress = {}
+        self._errors = {}
+        self._local = None
+        self._lock = threading.Lock()
+        self.store.recover_studies()
+
+    def _client(self, scheduler):
+        from babysit.caviar import make_client
+
+        if scheduler or os.environ.get("BABYSIT_DASK_SCHEDULER"):
+            return make_client(scheduler), True
+        with self._lock:
+            if self._local is None:
+                self._local = make_client()
+            return self._local, False
+
+    def start(self, study_id, scheduler=None):
+        """Run (or resume) a study in the background; a study already running is left alone."""
+        from babysit import caviar
+
+        with self._lock:
+            thread = self._threads.get(study_id)
+            if thread is not None and thread.is_alive():
+                return
+            self._errors.pop(study_id, None)
+
+        def work():
+            try:
+                client, own = self._client(scheduler)
+                try:
+                    caviar.run_study(self.store, study_id, client=client,
+                                     on_progress=lambda p: self._progress.__setitem__(study_id, p))
+                finally:
+                    if own:
+                        client.close()
+            except Exception as error:  # recorded for the page; the study's status says failed
+                self._errors[study_id] = f"{type(error).__name__}: {error}"
+
+        thread = threading.Thread(target=work, name=f"babysit-study-{study_id}", daemon=True)
+        with self._lock:
+            self._threads[study_id] = thread
+        thread.start()
+
+    def running(self, study_id):
+        thread = self._threads.get(study_id)
+        return thread is not None and thread.is_alive()
+
+    def progress(self, study_id):
+        return self._progress.get(study_id)
+
+    def error(self, study_id):
+        return self._errors.get(study_id)
+
+    def close(self):
+        for thread in list(self._threads.values()):
+            thread.join(timeout=1)
+        if self._local is not None:
+            cluster = getattr(self._local, "cluster", None)
+            self._local.close()
+            if cluster is not None:
+                cluster.close()

@@ -4,9 +4,10 @@ import streamlit as st
 
 
 def pages():
-    from babysit.ui import babysit_page, runs_page
+    from babysit.ui import babysit_page, caviar_page, runs_page
 
     return {
         "babysit": st.Page(babysit_page.render, title="Babysit", url_path="babysit", default=True),
         "runs": st.Page(runs_page.render, title="Runs", url_path="runs"),
+        "caviar": st.Page(caviar_page.render, title="Caviar", url_path="caviar"),
     }

@@ -4,7 +4,7 @@ import atexit
 
 import streamlit as st
 
-from babysit.manager import SessionManager
+from babysit.manager import SessionManager, StudyManager
 
 
 @st.cache_resource
@@ -19,3 +19,11 @@ def show_problems(error, where=""):
     """A project error as the user should see it: one line per problem, no traceback."""
     problems = getattr(error, "problems", None) or [str(error)]
     st.error("\n".join(f"- {where}{p}" for p in problems) if len(problems) > 1 else f"{where}{problems[0]}")
+
+
+@st.cache_resource
+def studies():
+    """The server's caviar studies; made once per process, on the same store as the runs."""
+    running = StudyManager(manager().store)
+    atexit.register(running.close)
+    return running
