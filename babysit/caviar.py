@@ -93,6 +93,7 @@ def train_unit(unit):
         K = len(configs)
         rows, evals = [], {}
         errors = [None] * K
+        ends = [None] * K  # a trial that diverged: its rows end at that step, as they would alone
         target = unit["epochs"]
         while trainer.epoch < target and trainer.active.any():
             record = trainer.step()
@@ -100,20 +101,20 @@ def train_unit(unit):
             for k, why in enumerate(record.diverged):
                 if why and errors[k] is None:
                     errors[k] = why
+                    ends[k] = len(rows)
             if trainer.position == 0:  # a pass just ended: each trial's figures for its curve
                 evals[record.step] = trainer.evaluate()
         final = trainer.evaluate()
-        if rows and rows[-1][0] not in evals:
-            evals[rows[-1][0]] = final
         states = trainer.state_dicts()
     outcomes = []
     for k, number in enumerate(unit["numbers"]):
-        curve = {f: np.full(len(rows), np.nan) for f in METRIC_FIELDS}
-        for i, (step, epoch, seen, alpha, cost) in enumerate(rows):
+        mine = rows[: ends[k]]
+        curve = {f: np.full(len(mine), np.nan) for f in METRIC_FIELDS}
+        for i, (step, epoch, seen, alpha, cost) in enumerate(mine):
             curve["step"][i], curve["epoch"][i], curve["examples_seen"][i] = step, epoch, seen
             curve["alpha"][i], curve["cost"][i] = alpha[k], cost[k]
-            if step in evals:
-                ev = evals[step][k]
+            ev = evals[step][k] if step in evals else final[k] if i == len(mine) - 1 else None
+            if ev is not None:  # evaluated at each pass's end and at its last row
                 for f in ("train_cost", "dev_cost", "train_accuracy", "dev_accuracy"):
                     value = getattr(ev, f)
                     curve[f][i] = np.nan if value is None else value
@@ -288,7 +289,8 @@ def _record_unit(store, study_id, rung, n_rungs, unit, future):
     trials = {t.number: t for t in store.trials(study_id)}
     for outcome in outcomes:
         number = outcome["number"]
-        file = os.path.join("studies", study_id, f"trial-{number:05d}.npz")
+        # a file per rung: a process killed before the row below is written leaves the recorded state intact
+        file = os.path.join("studies", study_id, f"trial-{number:05d}-rung{rung}.npz")
         store.write_state(file, outcome["state"])
         old = trials[number].curve
         curve = outcome["curve"]
@@ -317,11 +319,15 @@ def ranking_cost(trial):
 
 
 def _prune(store, study_id, rung, eta):
-    """Keep the best 1/eta of the trials that finished this rung; prune the rest."""
-    finished = [t for t in store.trials(study_id) if t.status in ALIVE and t.rung == rung]
-    finished.sort(key=ranking_cost)
+    """Keep the best 1/eta of the trials that finished this rung; prune the rest. Idempotent, for a
+    resumed study: trials that already went on to a later rung, or were pruned here, keep their places."""
+    trials = store.trials(study_id)
+    finished = [t for t in trials if t.rung > rung or (t.rung == rung and t.status in (*ALIVE, "pruned"))]
     keep = max(1, math.ceil(len(finished) / eta))
-    for trial in finished[keep:]:
+    standing = [t for t in finished if not (t.rung == rung and t.status == "pruned")]
+    candidates = sorted((t for t in finished if t.rung == rung and t.status in ALIVE), key=ranking_cost)
+    excess = max(0, len(standing) - keep)
+    for trial in candidates[max(0, len(candidates) - excess) :]:
         store.update_trial(study_id, trial.number, status="pruned")
 
 

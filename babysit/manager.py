@@ -62,8 +62,9 @@ class SessionManager:
         with self._lock:
             session = self.get(run_id)
             if kind in STARTING and session.status != "running" and len(self.training()) >= self.max_running:
+                runs = "run is" if self.max_running == 1 else "runs are"
                 raise CapError(
-                    f"{self.max_running} runs are training already, the most this server allows at once "
+                    f"{self.max_running} {runs} training already, the most this server allows at once "
                     "(BABYSIT_MAX_RUNNING): pause or stop one first"
                 )
             return session.submit(kind, **args)
@@ -86,11 +87,13 @@ class SessionManager:
         self.store.delete_run(run_id)
 
     def close_all(self):
+        """The server is stopping: every run is checkpointed and flushed; those training come back
+        training when the next server opens them, as after a crash, but with nothing to retrain."""
         with self._lock:
             sessions = list(self._sessions.values())
             self._sessions.clear()
         for session in sessions:
-            session.close()
+            session.close(interrupted=True)
 
 
 class StudyManager:

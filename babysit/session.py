@@ -20,6 +20,7 @@ import collections
 import concurrent.futures
 import itertools
 import math
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from babysit.store import StoreError, owner_alive, owner_tag
 from babysit.trainer import Trainer
 
 STATUSES = ("created", "running", "paused", "stopped", "failed")
-COMMANDS = ("start", "pause", "resume", "step", "epochs", "set", "rewind", "branch", "probe", "stop")
+COMMANDS = ("start", "pause", "resume", "step", "epochs", "set", "rewind", "branch", "probe", "stop", "shutdown")
 EVAL_FIELDS = ("train_cost", "dev_cost", "train_accuracy", "dev_accuracy")
 
 
@@ -157,6 +158,7 @@ class Session:
         self._saved = None  # (step, hyperparameters) of the newest checkpoint: no need to save it twice
         self._commands_lock = threading.Lock()
         self.interrupted = False  # reopened after the process training it died
+        self.write_error = None  # why the store could not be written, while that lasts
         self._viewer, self._viewer_lock = None, threading.Lock()  # a model of the page's own, for drawing
         self.chance_cost = health.chance_cost(trainer.data.n_classes)
         self.initial_cost = None
@@ -291,9 +293,12 @@ class Session:
     def tick(self):
         """Apply every pending command, then train one step if running. Returns the StepRecord or None."""
         while self._commands:
-            with self._commands_lock:
-                command = self._commands.popleft()
-            self._apply(command)
+            command = self._commands[0]  # still pending in snapshots until it has been applied
+            try:
+                self._apply(command)
+            finally:
+                with self._commands_lock:
+                    self._commands.popleft()
         if self.status != "running":
             return None
         return self._train_step()
@@ -317,6 +322,9 @@ class Session:
     def _do_resume(self, command):
         if self.status == "running":
             return None
+        if self.write_error:  # try the store again before training on
+            self._flush()
+            self.write_error = self.error = None
         self._reconcile()
         self._set_running()
         self._target = None
@@ -648,11 +656,17 @@ class Session:
         records = self._take(self._unflushed)
         evaluations = self._take(self._evals_unflushed)
         health_rows = self._take(self._health_unflushed)
+        try:
+            if records:
+                self.store.add_metrics(self.run_id, self._columns(records, evaluations))
+            if health_rows:
+                self.store.add_health(self.run_id, health_rows)
+        except BaseException:  # not written: keep them for the next flush, in order
+            self._unflushed[:0], self._evals_unflushed[:0] = records, evaluations
+            self._health_unflushed[:0] = health_rows
+            raise
         if records:
-            self.store.add_metrics(self.run_id, self._columns(records, evaluations))
             self._rate = len(records) / max(now - self._last_flush, 1e-9)
-        if health_rows:
-            self.store.add_health(self.run_id, health_rows)
         best_dev = None
         with self._lock:
             self._fold()
@@ -721,11 +735,14 @@ class Session:
     def _loop(self):
         try:
             while self.status not in ("stopped", "failed"):
-                if self.tick() is None and self.status in ("created", "paused"):  # idle: wait for a command
-                    if self._unflushed:
-                        self._flush()
-                    self._wake.wait(0.25)
-                    self._wake.clear()
+                try:
+                    if self.tick() is None and self.status in ("created", "paused"):  # idle: wait for a command
+                        if self._unflushed and not self.write_error:
+                            self._flush()
+                        self._wake.wait(0.25)
+                        self._wake.clear()
+                except (OSError, sqlite3.Error) as error:  # a full disk, a read-only folder: pause, lose nothing
+                    self._write_failed(error)
         except Exception as error:  # the run's recorded error, never a silent death
             self.error = f"{type(error).__name__}: {error}"
             self.status = "failed"
@@ -741,18 +758,38 @@ class Session:
             for command in leftover:
                 command.future.cancel()
 
+    def _write_failed(self, error):
+        """The store cannot be written: pause, keep what is unwritten in memory, say what to do."""
+        self.status = "paused"
+        self._target = None
+        self.write_error = (f"cannot write to the store in {self.store.home} ({error}); the run is paused "
+                            "with nothing lost: free some disk space or make the folder writable, then resume")
+        self.error = self.write_error
+
     @property
     def alive(self):
         return self._thread is not None and self._thread.is_alive()
 
-    def close(self, timeout=10):
-        """Stop the run (checkpointed and flushed) and wait for its thread to end."""
+    def close(self, timeout=10, interrupted=False):
+        """Stop the run (checkpointed and flushed) and wait for its thread to end. ``interrupted``: the
+        process is going away, not the user stopping it; a run that was training is left paused, marked
+        to resume when it is next opened."""
+        was_training = self.status == "running" or any(c.kind in ("start", "resume", "step", "epochs")
+                                                       for c in self._pending())
+        kind = "shutdown" if interrupted and was_training else "stop"
         if self.alive:
             if self.status not in ("stopped", "failed"):
-                self.submit("stop", source="system")
+                self.submit(kind, source="system")
             self._thread.join(timeout)
         elif self.status not in ("stopped", "failed"):
-            self._apply(Command(0, "stop", {}, "system", time.time(), concurrent.futures.Future()))
+            self._apply(Command(0, kind, {}, "system", time.time(), concurrent.futures.Future()))
+
+    def _do_shutdown(self, command):
+        """Pause for a server that is stopping, and say that the run was training."""
+        self._do_pause(command)
+        self._record(self._event("recovered", "system", message="the server stopped while it was training; "
+                                                                 "it resumes when opened"))
+        self.status = "stopped"  # ends the thread; the store keeps "paused"
 
 
 def _undone(event):

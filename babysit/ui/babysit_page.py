@@ -271,7 +271,8 @@ def live(mgr, session):
     with st.sidebar:
         st.header("Steer")
         st.caption("Every change goes to the run at once and applies before its next update.")
-        controls.sync_widgets(snap.hyperparameters, keys["prefix"], keys["seen"])
+        moving = {name for c in snap.pending if c.kind == "set" for name in c.args["changes"]}
+        controls.sync_widgets(snap.hyperparameters, keys["prefix"], keys["seen"], moving)
         controls.hyperparameter_controls(snap.hyperparameters, keys["prefix"],
                                          on_change=lambda name, value: _steer(run_id, name, value))
         if st.button("New run", key=f"{run_id}:new"):
@@ -347,6 +348,8 @@ def _status(run_id, snap):
         st.info(f"pending: {command.describe()}")
     if snap.status == "failed":
         st.error(f"The run stopped on an error: {snap.error}")
+    elif snap.error:
+        st.error(snap.error)
 
 
 def _guardrail(run_id, snap):
@@ -469,9 +472,9 @@ def _export_tab(mgr, session, snap):
                             "events.json")
     st.caption("Charts download as PNG from their toolbar (the camera icon).")
     st.markdown("**PyTorch**")
-    st.code(snippets.pytorch_snippet(replay, source=f"run {snap.run_id}"), language="python")
+    st.code(snippets.pytorch_snippet(replay, source=snap.run_id), language="python")
     st.markdown("**Keras**")
-    st.code(snippets.keras_snippet(replay, source=f"run {snap.run_id}"), language="python")
+    st.code(snippets.keras_snippet(replay, source=snap.run_id), language="python")
 
 
 def bundle_zip(mgr, run_id):

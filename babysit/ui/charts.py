@@ -216,7 +216,8 @@ def cost_figure(snapshot, axis="step", log_y=False, beta=0.9):
                      # a range zoomed on a linear axis is nonsense on a log one: one revision per type
                      uirevision=f"{snapshot.run_id}/{'log' if log_y else 'linear'}")
     # the α row is short: a few ticks in 1e-3 notation, not a label at every 2 and 5
-    fig.update_yaxes(title_text="α", type="log", dtick="D2", exponentformat="e", row=2, col=1)
+    # (not dtick "D2": it labels 2·10ⁿ and 5·10ⁿ with a bare "2" and "5", so α = 0.02 read as "2")
+    fig.update_yaxes(title_text="α", type="log", nticks=3, exponentformat="e", row=2, col=1)
     fig.update_xaxes(title_text=AXES[axis], row=2, col=1)
     _axis_revisions(fig, snapshot, axis, 2)
     return _style(fig, HEIGHTS["cost"], snapshot.run_id)

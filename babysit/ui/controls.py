@@ -142,15 +142,19 @@ def steering_change(hp, name, value):
     return {name: value}
 
 
-def sync_widgets(hp, key_prefix, seen_key):
+def sync_widgets(hp, key_prefix, seen_key, pending=()):
     """Make the widgets show ``hp`` wherever it changed since they were last drawn (a guardrail, a
-    probe's "use it", a rewind), leaving alone what the user has moved and not yet seen applied."""
+    probe's "use it", a rewind), leaving alone what the user has moved and not yet seen applied:
+    the names in ``pending`` (sets on their way to the run), and widgets that show the value already
+    (writing one would reset the browser's widget, undoing a key press made meanwhile)."""
     seen = st.session_state.get(seen_key)
     if seen == hp:
         return
     for name in HyperParams.__dataclass_fields__:
-        if seen is None or getattr(seen, name) != getattr(hp, name):
+        if name not in pending and (seen is None or getattr(seen, name) != getattr(hp, name)):
             value = getattr(hp, name)
             floats = ("lambd", "learning_rate_decay")  # number inputs keep the type they were made with
-            st.session_state[f"{key_prefix}{name}"] = float(value) if name in floats else value
+            value = float(value) if name in floats else value
+            if st.session_state.get(f"{key_prefix}{name}") != value:
+                st.session_state[f"{key_prefix}{name}"] = value
     st.session_state[seen_key] = hp
