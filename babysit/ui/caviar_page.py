@@ -41,16 +41,16 @@ def render():
     st.title("Caviar")
     listed = manager().store.list_studies()
     if listed:
-        options = [None] + [s.id for s in listed[::-1]]
-        names = {s.id: f"{s.name} · {s.status} · {s.id}" for s in listed}
-        chosen = st.selectbox("open a study", options, index=options.index(study_id) if study_id in options else 0,
-                              format_func=lambda i: "— a new study —" if i is None else names[i], key=KEY + "open")
-        if chosen != study_id:
-            if chosen is None:
-                st.query_params.pop("study", None)
-            else:
-                st.query_params["study"] = chosen
-            st.rerun()
+        options = [""] + [s.id for s in listed[::-1]]  # "": a new study (a None value would show no choice)
+        # no status in the labels: the browser holds the chosen label, which must not change under it
+        names = {"": "— a new study —"} | {s.id: f"{s.name} · {s.id}" for s in listed}
+        # the box shows the study in the URL, wherever the URL was last set (Run study, Zoom in, a link);
+        # only the user's own choice in it moves the URL (_open_chosen)
+        shown = study_id if study_id in options else ""
+        if st.session_state.get(KEY + "open") != shown:
+            st.session_state[KEY + "open"] = shown
+        st.selectbox("open a study", options, format_func=names.__getitem__, key=KEY + "open",
+                     on_change=_open_chosen, args=(options,))
     if study_id:
         try:
             info = manager().store.get_study(study_id)
@@ -60,6 +60,16 @@ def render():
         study_view(info)
     else:
         new_study()
+
+
+def _open_chosen(options):
+    chosen = st.session_state[KEY + "open"]
+    if chosen not in options:  # a label the box no longer offers (a study deleted meanwhile)
+        return
+    if not chosen:
+        st.query_params.pop("study", None)
+    else:
+        st.query_params["study"] = chosen
 
 
 # -- a new study -----------------------------------------------------------------------------------
