@@ -140,8 +140,8 @@ def make_client(scheduler=None):
         except (OSError, TimeoutError) as error:
             raise BabysitError(f"no Dask scheduler answers at {address} ({error}); start one with "
                                "`dask scheduler`, or leave the address out to use this machine's cores") from None
-    cluster = LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                           dashboard_address=None)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cluster = LocalCluster(n_workers=cores, threads_per_worker=1, processes=True, dashboard_address=None)
     return Client(cluster)
 
 
