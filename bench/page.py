@@ -1,0 +1,109 @@
+"""Training steps/s with the page open and refreshing, as a ratio of the same run with no page.
+
+    python bench/page.py [--seconds S] [--rounds R]
+
+A real `streamlit run app.py` server is started on a free port with a fresh store; Debian's
+chromium (headless, driven by Playwright) creates a run on moons and starts it. Then, turn by turn:
+
+    no page   the tab is closed; the run trains on in the server, drawn by no one
+    page      a tab shows the run (?run=<id>), its charts redrawn every second
+
+Rates come from the store: each flush (at least once a second) records the run's step with a time
+stamp, so steps/s = Δstep / Δtime between two flushes S seconds apart, in the server's own process.
+The floor is page / no page >= 0.9, best of R rounds each.
+"""
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from babysit.store import Store  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(home, port):
+    env = {**os.environ, "BABYSIT_HOME": home}
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                               "--server.headless", "true", "--server.fileWatcherType", "none"],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).read() == b"ok":
+                return server
+        except OSError:
+            time.sleep(0.3)
+    server.kill()
+    raise SystemExit("the server did not start within 60 s")
+
+
+def rate(store, run_id, seconds):
+    """Steps per second between two flushes ``seconds`` apart, from the run's (step, updated) record."""
+    first = store.get_run(run_id)
+    time.sleep(seconds)
+    last = store.get_run(run_id)
+    return (last.step - first.step) / (last.updated - first.updated)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10.0, help="seconds per measurement (default 10)")
+    parser.add_argument("--rounds", type=int, default=3, help="turns of no page / page (default 3)")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    home = tempfile.mkdtemp(prefix="babysit-bench-")
+    port = free_port()
+    server = start_server(home, port)
+    store = Store(home)
+    url = f"http://127.0.0.1:{port}/"
+    best = {"no page": 0.0, "page": 0.0}
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            page.get_by_role("button", name="Create run").click(timeout=60_000)
+            page.get_by_role("button", name="Start").click(timeout=60_000)
+            page.wait_for_url("**/?run=*")
+            run_id = page.url.split("run=")[1].split("&")[0]
+            time.sleep(3)
+            page.close()
+            for _ in range(args.rounds):
+                time.sleep(1)
+                best["no page"] = max(best["no page"], rate(store, run_id, args.seconds))
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(f"{url}?run={run_id}")
+                page.locator("[data-testid='stPlotlyChart']").first.wait_for(timeout=60_000)
+                time.sleep(2)
+                best["page"] = max(best["page"], rate(store, run_id, args.seconds))
+                page.close()
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(10)
+    print(f"babysit page bench: moons 2-16-16-2 relu, Adam, batch 64; {args.seconds:g} s × {args.rounds} rounds")
+    for name, value in best.items():
+        print(f"  {name:8} {value:>9,.0f} steps/s")
+    ratio = best["page"] / best["no page"]
+    print(f"  page / no page = {ratio:.3f}  (floor 0.9: {'PASS' if ratio >= 0.9 else 'FAIL'})")
+
+
+if __name__ == "__main__":
+    main()
