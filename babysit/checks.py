@@ -84,6 +84,7 @@ def unknown_keys(section, given, known):
         if key not in known:
             close = difflib.get_close_matches(str(key), list(known), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(known)})"
-            where = f"{section}.{key}" if section else str(key)
+            key = repr(str(key))[1:-1]  # a newline or a control character in a key, escaped: one line per problem
+            where = f"{section}.{key}" if section else key
             problems.append(f"unknown key '{where}'{hint}")
     return problems

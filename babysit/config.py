@@ -278,22 +278,54 @@ def load_config(path):
     return parse_config(text, str(path))
 
 
+MAX_PROBLEM = 500  # characters in one problem line: a huge value quoted from the file is cut short
+NESTED = "lists or objects nested too deeply"
+
+
 def parse_config(text, where="config"):
     try:
-        d = json.loads(text, parse_constant=_refuse_constant)
+        d = json.loads(text, parse_constant=_refuse_constant, parse_int=_parse_int)
     except json.JSONDecodeError as error:
         at = f"line {error.lineno}, column {error.colno}"
         raise ConfigError(f"{where}: not valid JSON: {error.msg} at {at}") from None
     except ValueError as error:
         raise ConfigError(f"{where}: {error}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: {NESTED} to read") from None
     try:
+        refuse_half_pairs(d)
         return RunConfig.from_dict(d)
     except ConfigError as error:
-        raise ConfigError([f"{where}: {p}" for p in error.problems]) from None
+        raise ConfigError([problem_line(where, p) for p in error.problems]) from None
+    except RecursionError:  # quoting a value nested almost as deeply as JSON allows
+        raise ConfigError(f"{where}: {NESTED} to be a config") from None
+
+
+def refuse_half_pairs(d):
+    """Refuse an escape such as \\ud800 that is half of a surrogate pair: it decodes to no character, and
+    neither the page nor the store can show or keep the string it is in."""
+    try:
+        json.dumps(d, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as error:
+        half = f"\\u{ord(error.object[error.start]):04x}"
+        raise ConfigError(f"not valid JSON: {half} is half of a surrogate pair, not a character") from None
+
+
+def problem_line(where, problem):
+    """One problem of a file, located, and no longer than MAX_PROBLEM characters."""
+    line = f"{where}: {problem}"
+    return line if len(line) <= MAX_PROBLEM else line[: MAX_PROBLEM - 1] + "…"
 
 
 def _refuse_constant(name):
     raise ValueError(f"{name} is not a valid number in a config (JSON has no NaN or Infinity)")
+
+
+def _parse_int(digits):
+    """An integer as JSON writes it; Python's own refusal of 4,300+ digits talks about sys functions."""
+    if len(digits) > 4300:
+        raise ValueError(f"a number {len(digits):,} digits long is too long to read")
+    return int(digits)
 
 
 def is_finite_number(x):

@@ -7,6 +7,8 @@ leaks into training.
 """
 
 import math
+import os
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +25,7 @@ SYNTHETIC = {
 }
 BUNDLED = ("digits", "breast_cancer", "wine")  # shipped inside scikit-learn: no download
 DATASETS = (*SYNTHETIC, *BUNDLED)
+MAX_COLUMNS = 100_000  # feature columns a CSV may have (see check_width)
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,62 +133,142 @@ def read_csv(source, target, where=None):
     ``source`` is a path or a file object; ``where`` names it in messages (the path by default).
     Lines are counted as in a text editor: the header is line 1, the first row line 2.
     """
+    where = where or str(source)
+    return frame_to_arrays(read_frame(source, where), target, where)
+
+
+def read_frame(source, where, nrows=None):
+    """The CSV as a pandas frame (its first ``nrows`` rows), or DataError saying why it cannot be read."""
     import pandas as pd
 
-    where = where or str(source)
     try:
-        frame = pd.read_csv(source, skipinitialspace=True)
+        check_width(source, where)
+        frame = pd.read_csv(source, skipinitialspace=True, nrows=nrows)
+    except DataError:
+        raise
     except FileNotFoundError:
         raise DataError(f"{where}: no such file") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{where} is empty: expected a header line and at least one row") from None
     except pd.errors.ParserError as error:
-        raise DataError(f"{where} is not a well-formed CSV: {error}") from None
+        detail = str(error).strip().removeprefix("Error tokenizing data. C error: ")  # pandas's words, not the user's
+        raise DataError(f"{where} is not a well-formed CSV: {detail}") from None
     except UnicodeDecodeError:
         raise DataError(f"{where} is not a text file in UTF-8") from None
     except OSError as error:  # a directory, no permission, ...
         raise DataError(f"{where}: cannot read it ({error.strerror or error})") from None
-    return frame_to_arrays(frame, target, where)
+    except ValueError as error:  # a path no file can have: a NUL byte, a character the file system cannot encode
+        raise DataError(f"{where}: cannot read it ({error})") from None
+    return frame
+
+
+def _too_wide(where):
+    return DataError(f"{where} has more than {MAX_COLUMNS:,} feature columns, the most babysit reads")
+
+
+def check_width(source, where):
+    """Refuse a CSV with more than MAX_COLUMNS feature columns from its header line alone, before pandas
+    parses it (10⁶ columns take pandas minutes and gigabytes). Commas are counted, quoted or not."""
+    if isinstance(source, (str, bytes, os.PathLike)):
+        with open(source, "rb") as handle:
+            commas = _header_commas(handle)
+    elif getattr(source, "seekable", lambda: False)():
+        start = source.tell()
+        try:
+            commas = _header_commas(source)
+        finally:
+            source.seek(start)
+    else:
+        return  # a stream that cannot be rewound: frame_to_arrays counts the columns
+    if commas > MAX_COLUMNS:
+        raise _too_wide(where)
+
+
+def _header_commas(handle):
+    """Commas in the first line, counting no further than one past MAX_COLUMNS."""
+    commas = 0
+    while commas <= MAX_COLUMNS:
+        chunk = handle.read(1 << 16)
+        if not chunk:
+            break
+        line = re.split("[\r\n]", chunk if isinstance(chunk, str) else chunk.decode("latin-1"), maxsplit=1)
+        commas += line[0].count(",")
+        if len(line) > 1:
+            break
+    return commas
+
+
+def _listed(columns, shown=20):
+    """Column names for a message: the first ``shown``, then how many more."""
+    more = f" … and {len(columns) - shown:,} more" if len(columns) > shown else ""
+    return ", ".join(_cut(repr(c)[1:-1]) for c in columns[:shown]) + more  # a newline in a name, escaped
+
+
+def _cut(text, limit=80):
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _quoted(value):
+    """A name or a cell as a message quotes it: its repr, cut short (a cell may be megabytes long)."""
+    return _cut(repr(value))
 
 
 def frame_to_arrays(frame, target, where="the CSV"):
-    """Validate a pandas frame and turn it into (X (m, n), labels, classes, feature names)."""
+    """Validate a pandas frame and turn it into (X (m, n), labels, classes, feature names).
+
+    Each check looks at the whole frame at once, not one column at a time: a pandas call per column
+    made a 100,000-column file take minutes."""
     import pandas as pd
 
     columns = [str(c) for c in frame.columns]
-    frame = frame.set_axis(columns, axis=1)
+    if len(columns) - 1 > MAX_COLUMNS:
+        raise _too_wide(where)
+    # a copy holds one block per dtype; pandas reads a CSV into one per column, which makes every
+    # whole-frame operation below loop over the columns
+    frame = frame.copy().set_axis(columns, axis=1)
     if target not in columns:
-        raise DataError(f"{where}: target column {target!r} not found; its columns are: {', '.join(columns)}")
+        raise DataError(f"{where}: target column {_quoted(target)} not found; its columns are: {_listed(columns)}")
     if columns.count(target) > 1:
-        raise DataError(f"{where}: more than one column is named {target!r}")
+        raise DataError(f"{where}: more than one column is named {_quoted(target)}")
     if len(frame) == 0:
         raise DataError(f"{where} has a header but no rows")
-    features = [c for c in columns if c != target]
+    positions = [j for j, c in enumerate(columns) if c != target]
+    features = [columns[j] for j in positions]
     if not features:
-        raise DataError(f"{where} has no feature columns besides the target {target!r}")
-    for column in columns:
-        missing = frame[column].isna().to_numpy()
-        if missing.any():
-            first = int(np.argmax(missing)) + 2
+        raise DataError(f"{where} has no feature columns besides the target {_quoted(target)}")
+    missing = frame.isna().to_numpy()
+    if missing.any():
+        j = int(np.argmax(missing.any(axis=0)))
+        first = int(np.argmax(missing[:, j])) + 2
+        raise DataError(
+            f"{where}: column {_quoted(columns[j])} has {int(missing[:, j].sum())} missing value(s), the first on "
+            f"line {first}; fill or drop them"
+        )
+    table = frame.iloc[:, positions]
+    numeric = np.array([pd.api.types.is_numeric_dtype(t) for t in table.dtypes], bool)
+    X = np.empty(table.shape, np.float64)
+    if numeric.any():
+        X[:, numeric] = table.iloc[:, np.flatnonzero(numeric)].to_numpy(dtype=np.float64)
+    not_numeric = np.zeros(table.shape, bool)
+    for j in np.flatnonzero(~numeric):  # text columns only: numbers written oddly, or words
+        values = pd.to_numeric(table.iloc[:, j], errors="coerce")
+        not_numeric[:, j] = values.isna().to_numpy()
+        X[:, j] = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    infinite = np.isinf(X) & ~not_numeric
+    bad = not_numeric | infinite
+    if bad.any():
+        j = int(np.argmax(bad.any(axis=0)))  # the first column in the file with a problem
+        column = features[j]
+        if not_numeric[:, j].any():
+            row = int(np.argmax(not_numeric[:, j]))
             raise DataError(
-                f"{where}: column {column!r} has {int(missing.sum())} missing value(s), the first on line {first}; "
-                "fill or drop them"
+                f"{where}: feature column {_quoted(column)} is not numeric (line {row + 2} has "
+                f"{_quoted(table.iloc[row, j])}); encode it as numbers or drop the column"
             )
-    for column in features:
-        values = pd.to_numeric(frame[column], errors="coerce")
-        bad = values.isna().to_numpy()
-        if bad.any():
-            row = int(np.argmax(bad))
-            raise DataError(
-                f"{where}: feature column {column!r} is not numeric (line {row + 2} has "
-                f"{frame[column].iloc[row]!r}); encode it as numbers or drop the column"
-            )
-        infinite = ~np.isfinite(values.to_numpy(dtype=np.float64))
-        if infinite.any():
-            raise DataError(
-                f"{where}: feature column {column!r} has an infinite value on line {int(np.argmax(infinite)) + 2}"
-            )
-        frame[column] = values
+        raise DataError(
+            f"{where}: feature column {_quoted(column)} has an infinite value on line "
+            f"{int(np.argmax(infinite[:, j])) + 2}"
+        )
     labels = frame[target].to_numpy()
     try:
         classes, y = np.unique(labels, return_inverse=True)
@@ -194,9 +277,9 @@ def frame_to_arrays(frame, target, where="the CSV"):
     classes = tuple(c.item() if hasattr(c, "item") else c for c in classes)  # plain Python labels
     if len(classes) < 2:
         raise DataError(
-            f"{where}: target column {target!r} has a single class ({classes[0]!r}); a classifier needs at least two"
+            f"{where}: target column {_quoted(target)} has a single class ({_quoted(classes[0])}); a classifier "
+            "needs at least two"
         )
-    X = frame[features].to_numpy(dtype=np.float64)
     return X, y.astype(int), classes, tuple(features)
 
 

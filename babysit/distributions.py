@@ -32,7 +32,12 @@ __all__ = [
 
 
 def _real(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float, e.g. 10**400 written out in JSON
+        return False
 
 
 def _integral(value):

@@ -29,7 +29,7 @@ class HyperParams:
     lambd: float = 0.0  # L2 strength: cost += lambd / (2m) · Σ‖W‖²
 
     def __post_init__(self):
-        multiplicative = self.decay_schedule in MULTIPLICATIVE
+        multiplicative = isinstance(self.decay_schedule, str) and self.decay_schedule in MULTIPLICATIVE
         values = checks.collect(
             [
                 ("optimizer", lambda: checks.choice("optimizer", self.optimizer, list(OPTIMIZERS))),

@@ -656,13 +656,16 @@ class Session:
         records = self._take(self._unflushed)
         evaluations = self._take(self._evals_unflushed)
         health_rows = self._take(self._health_unflushed)
+        metrics_written = False
         try:
             if records:
                 self.store.add_metrics(self.run_id, self._columns(records, evaluations))
+            metrics_written = True
             if health_rows:
                 self.store.add_health(self.run_id, health_rows)
-        except BaseException:  # not written: keep them for the next flush, in order
-            self._unflushed[:0], self._evals_unflushed[:0] = records, evaluations
+        except BaseException:  # not written: keep them for the next flush, in order (and what was, not twice)
+            if not metrics_written:
+                self._unflushed[:0], self._evals_unflushed[:0] = records, evaluations
             self._health_unflushed[:0] = health_rows
             raise
         if records:

@@ -25,7 +25,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from babysit import checks
-from babysit.config import ModelConfig, RunConfig, parse_schedule
+from babysit.config import (
+    NESTED,
+    ModelConfig,
+    RunConfig,
+    _parse_int,
+    parse_schedule,
+    problem_line,
+    refuse_half_pairs,
+)
 from babysit.distributions import (
     Choice,
     Distribution,
@@ -275,16 +283,21 @@ def load_space(path):
 
 def parse_space(text, where="space"):
     try:
-        d = json.loads(text, parse_constant=_refuse_constant)
+        d = json.loads(text, parse_constant=_refuse_constant, parse_int=_parse_int)
     except json.JSONDecodeError as error:
         at = f"line {error.lineno}, column {error.colno}"
         raise ConfigError(f"{where}: not valid JSON: {error.msg} at {at}") from None
     except ValueError as error:
         raise ConfigError(f"{where}: {error}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: {NESTED} to read") from None
     try:
+        refuse_half_pairs(d)
         return SearchSpace.from_dict(d)
     except ConfigError as error:
-        raise ConfigError([f"{where}: {p}" for p in error.problems]) from None
+        raise ConfigError([problem_line(where, p) for p in error.problems]) from None
+    except RecursionError:  # quoting a value nested almost as deeply as JSON allows
+        raise ConfigError(f"{where}: {NESTED} to be a search space") from None
 
 
 def _refuse_constant(name):

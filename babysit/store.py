@@ -12,6 +12,7 @@ JSON text (no pickle). ``recover()`` (the server calls it when it starts) brings
 runs left marked as training by a process that died.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -112,7 +113,7 @@ def default_home():
 
 def check_run_id(run_id):
     """Refuse anything that is not a run id, so no id can name a path outside the store."""
-    if not isinstance(run_id, str) or not RUN_ID.match(run_id):
+    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):  # fullmatch: $ would let "…\n" through
         raise StoreError(f"{run_id!r} is not a run id (12 hexadecimal characters, as `babysit runs` lists)")
     return run_id
 
@@ -144,6 +145,8 @@ class Store:
     # -- runs ---------------------------------------------------------------------------------------
 
     def create_run(self, config, name=None, parent=None, fork_step=None, status="created"):
+        if parent is not None:
+            check_run_id(parent)
         run_id = secrets.token_hex(6)
         now = time.time()
         config_dict = config.to_dict()
@@ -214,6 +217,7 @@ class Store:
     # -- events -------------------------------------------------------------------------------------
 
     def add_event(self, run_id, event):
+        check_run_id(run_id)
         with self._tx() as db:
             db.execute("INSERT INTO events (run_id, step, time, body, undone) VALUES (?, ?, ?, ?, ?)",
                        (run_id, event.step, event.time, json.dumps(event.to_dict()), int(event.undone)))
@@ -230,6 +234,7 @@ class Store:
     def undo_events_after(self, run_id, step, since=None):
         """Mark events later than ``step`` as rewound past (they stay in the log), and those at ``step``
         itself recorded after the time ``since``."""
+        check_run_id(run_id)
         since = math.inf if since is None else since
         with self._tx() as db:
             db.execute("UPDATE events SET undone = 1 WHERE run_id = ? AND (step > ? OR (step = ? AND time > ?))",
@@ -239,6 +244,7 @@ class Store:
 
     def add_metrics(self, run_id, columns):
         """One batch of rows: {field: float64 array} with every METRIC_FIELDS column of equal length."""
+        check_run_id(run_id)
         block = np.stack([np.asarray(columns[f], np.float64) for f in METRIC_FIELDS])  # (fields, n)
         n = block.shape[1]
         if n == 0:
@@ -258,6 +264,7 @@ class Store:
 
     def truncate_metrics(self, run_id, step):
         """Forget rows after ``step`` (a rewind): batches past it go, one that straddles it is cut."""
+        check_run_id(run_id)
         with self._tx() as db:
             straddling = db.execute("SELECT id, n, data FROM metrics WHERE run_id = ? AND first_step <= ?"
                                     " AND last_step > ?", (run_id, step, step)).fetchall()
@@ -271,6 +278,7 @@ class Store:
 
     def copy_history(self, source, target, step):
         """Give a branch its parent's metrics, health and timeline events up to ``step``."""
+        check_run_id(target)
         columns = self.metrics(source)
         keep = columns["step"] <= step
         if keep.any():
@@ -286,6 +294,7 @@ class Store:
 
     def add_health(self, run_id, rows):
         """rows: [(step, {metric: [value per layer]})]"""
+        check_run_id(run_id)
         with self._tx() as db:
             db.executemany("INSERT INTO health (run_id, step, body) VALUES (?, ?, ?)",
                            [(run_id, step, json.dumps(body)) for step, body in rows])
@@ -313,8 +322,13 @@ class Store:
         arrays["meta"] = np.array(json.dumps(meta))
         path = os.path.join(self.home, file)
         tmp = f"{path}.tmp.npz"
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
+        try:
+            np.savez(tmp, **arrays)
+            os.replace(tmp, path)
+        except BaseException:  # a full disk, say: leave no half-written file behind
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            raise
 
     def read_state(self, file):
         """The state dict written by write_state; ValueError, OSError or BadZipFile when damaged."""
@@ -351,7 +365,9 @@ class Store:
         """The state dict a checkpoint holds; StoreError if its file is missing or damaged."""
         try:
             return self.read_state(info.file)
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        # RuntimeError (NotImplementedError among them): zipfile's word for a damaged header that names an
+        # unknown compression method or an encrypted member
+        except (OSError, ValueError, KeyError, EOFError, RuntimeError, zipfile.BadZipFile) as error:
             raise StoreError(f"checkpoint at step {info.step} of run {info.run_id} cannot be read ({error})") from None
 
     def delete_checkpoints_after(self, run_id, step, since=None):
@@ -378,6 +394,8 @@ class Store:
 
 
     def create_study(self, space, seed, settings, name=None, parent=None):
+        if parent is not None:
+            check_run_id(parent)
         study_id = secrets.token_hex(6)
         now = time.time()
         with self._tx() as db:
@@ -408,6 +426,7 @@ class Store:
 
     def add_trials(self, study_id, trials):
         """trials: [(number, point dict, config dict)], all pending."""
+        check_run_id(study_id)
         now = time.time()
         with self._tx() as db:
             db.executemany("INSERT INTO trials (study_id, number, point, config, status, updated)"
@@ -420,6 +439,7 @@ class Store:
         return [_trial_info(r) for r in rows]
 
     def update_trial(self, study_id, number, curve=None, **fields):
+        check_run_id(study_id)
         allowed = {"status", "rung", "step", "epoch", "dev_cost", "dev_accuracy", "train_cost", "train_accuracy",
                    "error", "state_file", "run_id"}
         if set(fields) - allowed:

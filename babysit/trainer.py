@@ -20,6 +20,8 @@ from models.mlp import MLP
 from models.optimizers import OPTIMIZERS
 from models.schedules import alpha_at
 
+MAX_PARAMETERS = 100_000_000  # 0.8 GB a copy in float64; gradients and the optimizer keep 2-4 more
+
 
 class StepRecord(NamedTuple):  # a tuple, not a dataclass: one is made per step, and it must be cheap
     step: int  # this update's number, counted from 1
@@ -78,7 +80,13 @@ class Trainer:
         self.X, self.Y = self.X_rows.T, self.Y_rows.T  # (n_0, m), (C, m) views
         self.X_dev = np.ascontiguousarray(self.data.X_dev.T, dtype).T
         self.m = self.X_rows.shape[0]
-        self.model = MLP((self.data.n_features, *config.model.layers, n_classes), config.model.activation, dtype)
+        sizes = (self.data.n_features, *config.model.layers, n_classes)
+        n_params = sum(a * b + b for a, b in zip(sizes, sizes[1:], strict=False))
+        if n_params > MAX_PARAMETERS:  # numpy would fail to allocate them, or the machine run out of memory
+            raise ConfigError(f"model.layers {list(config.model.layers)} on {self.data.n_features:,} features and "
+                              f"{n_classes} classes make {n_params:,} weights and biases; at most "
+                              f"{MAX_PARAMETERS:,} can be trained")
+        self.model = MLP(sizes, config.model.activation, dtype)
         self.model.initialize(np.random.default_rng(init_seq))
         self.initial_weights = self.model.weights()
         self.rng = np.random.default_rng(order_seq)  # the order of examples, epoch after epoch

@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from babysit.config import RunConfig, parse_config
-from babysit.datasets import BUNDLED, DATASETS, SYNTHETIC, load_dataset, read_csv
+from babysit.datasets import BUNDLED, DATASETS, SYNTHETIC, load_dataset, read_csv, read_frame
 from babysit.errors import BabysitError, ConfigError
 from babysit.export import export_run, replay_config, tuned_config, write_metrics_csv
 from babysit.ui import charts, controls
@@ -137,7 +137,10 @@ def _data_section(mgr):
             st.info("Upload a CSV to train on it.")
             return None
         try:
-            frame = pd.read_csv(path, nrows=200, skipinitialspace=True)
+            frame = read_frame(path, state.get(NEW + "csv_name", path), nrows=200)
+        except BabysitError as error:  # the same words as read_csv: empty, not UTF-8, too many columns, ...
+            st.error(str(error))
+            return None
         except Exception as error:  # any parse failure is the file's, shown as such
             st.error(f"{state.get(NEW + 'csv_name', path)} cannot be read as a CSV: {error}")
             return None
