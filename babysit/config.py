@@ -268,23 +268,37 @@ def parse_schedule(entries, hp):
 
 def load_config(path):
     """Read and validate a config file; every problem with it becomes one line of ConfigError."""
+    return parse_config(read_file(path), str(path))
+
+
+def parse_config(text, where="config"):
+    return parse_file(text, where, RunConfig.from_dict, "a config")
+
+
+def read_file(path):
+    """A config or search-space file's text; a missing or unreadable file is a ConfigError."""
     try:
         with open(path, encoding="utf-8") as f:
-            text = f.read()
+            return f.read()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: cannot read it ({error})") from None
-    return parse_config(text, str(path))
 
 
 MAX_PROBLEM = 500  # characters in one problem line: a huge value quoted from the file is cut short
 NESTED = "lists or objects nested too deeply"
 
 
-def parse_config(text, where="config"):
+def parse_file(text, where, build, what):
+    """JSON ``text`` made into ``build(dict)`` (``what`` it is, for messages); every problem with it
+    becomes one line of ConfigError, located at ``where``."""
+
+    def refuse_constant(name):
+        raise ValueError(f"{name} is not a valid number in {what} (JSON has no NaN or Infinity)")
+
     try:
-        d = json.loads(text, parse_constant=_refuse_constant, parse_int=_parse_int)
+        d = json.loads(text, parse_constant=refuse_constant, parse_int=_parse_int)
     except json.JSONDecodeError as error:
         at = f"line {error.lineno}, column {error.colno}"
         raise ConfigError(f"{where}: not valid JSON: {error.msg} at {at}") from None
@@ -294,11 +308,11 @@ def parse_config(text, where="config"):
         raise ConfigError(f"{where}: {NESTED} to read") from None
     try:
         refuse_half_pairs(d)
-        return RunConfig.from_dict(d)
+        return build(d)
     except ConfigError as error:
         raise ConfigError([problem_line(where, p) for p in error.problems]) from None
     except RecursionError:  # quoting a value nested almost as deeply as JSON allows
-        raise ConfigError(f"{where}: {NESTED} to be a config") from None
+        raise ConfigError(f"{where}: {NESTED} to be {what}") from None
 
 
 def refuse_half_pairs(d):
@@ -315,10 +329,6 @@ def problem_line(where, problem):
     """One problem of a file, located, and no longer than MAX_PROBLEM characters."""
     line = f"{where}: {problem}"
     return line if len(line) <= MAX_PROBLEM else line[: MAX_PROBLEM - 1] + "…"
-
-
-def _refuse_constant(name):
-    raise ValueError(f"{name} is not a valid number in a config (JSON has no NaN or Infinity)")
 
 
 def _parse_int(digits):

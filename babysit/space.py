@@ -25,15 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from babysit import checks
-from babysit.config import (
-    NESTED,
-    ModelConfig,
-    RunConfig,
-    _parse_int,
-    parse_schedule,
-    problem_line,
-    refuse_half_pairs,
-)
+from babysit.config import ModelConfig, RunConfig, parse_file, parse_schedule, read_file
 from babysit.distributions import (
     Choice,
     Distribution,
@@ -271,37 +263,11 @@ DEFAULT_SPACE = SearchSpace(
 
 def load_space(path):
     """Read and validate a search space file; every problem with it becomes one line of ConfigError."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: cannot read it ({error})") from None
-    return parse_space(text, str(path))
+    return parse_space(read_file(path), str(path))
 
 
 def parse_space(text, where="space"):
-    try:
-        d = json.loads(text, parse_constant=_refuse_constant, parse_int=_parse_int)
-    except json.JSONDecodeError as error:
-        at = f"line {error.lineno}, column {error.colno}"
-        raise ConfigError(f"{where}: not valid JSON: {error.msg} at {at}") from None
-    except ValueError as error:
-        raise ConfigError(f"{where}: {error}") from None
-    except RecursionError:
-        raise ConfigError(f"{where}: {NESTED} to read") from None
-    try:
-        refuse_half_pairs(d)
-        return SearchSpace.from_dict(d)
-    except ConfigError as error:
-        raise ConfigError([problem_line(where, p) for p in error.problems]) from None
-    except RecursionError:  # quoting a value nested almost as deeply as JSON allows
-        raise ConfigError(f"{where}: {NESTED} to be a search space") from None
-
-
-def _refuse_constant(name):
-    raise ValueError(f"{name} is not a valid number in a search space (JSON has no NaN or Infinity)")
+    return parse_file(text, where, SearchSpace.from_dict, "a search space")
 
 
 def points_csv(space, points):
