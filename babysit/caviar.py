@@ -145,6 +145,14 @@ def make_client(scheduler=None):
     return Client(cluster)
 
 
+def close_client(client):
+    """Close a client made by make_client, and its embedded cluster if it has one."""
+    cluster = getattr(client, "cluster", None)
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
 def create_study(store, space, settings, seed=0, name=None, parent=None):
     """Sample the study's points and record its trials; returns the study id. A point whose config is
     invalid is recorded as a failed trial, with why."""
@@ -261,10 +269,7 @@ def run_study(store, study_id, client=None, scheduler=None, on_progress=None):
         raise
     finally:
         if own_client:
-            cluster = getattr(client, "cluster", None)
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            close_client(client)
     return store.trials(study_id)
 
 
@@ -485,10 +490,7 @@ def rerun_top(store, study_id, k=3, seeds=3, client=None, scheduler=None):
                 outcomes.append((unit, {"ok": False, "error": f"{type(error).__name__}: {error}", "evaluation": {}}))
     finally:
         if own_client:
-            cluster = getattr(client, "cluster", None)
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            close_client(client)
     results = []
     for trial in best:
         costs = [o["evaluation"].get("dev_cost") if o["ok"] else None

@@ -163,7 +163,6 @@ class StudyManager:
         for thread in list(self._threads.values()):
             thread.join(timeout=1)
         if self._local is not None:
-            cluster = getattr(self._local, "cluster", None)
-            self._local.close()
-            if cluster is not None:
-                cluster.close()
+            from babysit.caviar import close_client
+
+            close_client(self._local)

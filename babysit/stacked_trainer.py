@@ -31,7 +31,7 @@ import numpy as np
 from babysit.datasets import load_dataset
 from babysit.errors import ConfigError, DivergedError
 from babysit.hyperparams import HyperParams
-from babysit.trainer import Evaluation, cost_accuracy, divergence_reason, one_hot_rows
+from babysit.trainer import Evaluation, Trainer, cost_accuracy, divergence_reason, one_hot_rows
 from models.mlp import MLP
 from models.schedules import alpha_at
 from models.stacked import STACKED_OPTIMIZERS, StackedHyperParams, StackedMLP, StackedRates
@@ -186,19 +186,10 @@ class StackedTrainer:
 
     # -- training -----------------------------------------------------------------------------------
 
-    def _next_pass(self):
-        self.order = self.rng.permutation(self.m)
-
-    def batch(self, start, size):
-        """Examples order[start : start + size] as (X (n_0, size), Y (C, size)), as Trainer.batch."""
-        if self._X_batch is None or self._X_batch.shape[0] < size:
-            self._X_batch = np.empty((size, self.X_rows.shape[1]), self.X_rows.dtype)
-            self._Y_batch = np.empty((size, self.Y_rows.shape[1]), self.Y_rows.dtype)
-        X, Y = self._X_batch[:size], self._Y_batch[:size]
-        rows = self.order[start : start + size]
-        np.take(self.X_rows, rows, axis=0, out=X, mode="clip")
-        np.take(self.Y_rows, rows, axis=0, out=Y, mode="clip")
-        return X.T, Y.T
+    # the same examples in the same order as a lone Trainer: its own pass and batch code, on the same
+    # attributes (order, rng, m, X_rows, Y_rows and the batch scratch)
+    _next_pass = Trainer._next_pass
+    batch = Trainer.batch
 
     def step(self):
         """One mini-batch update of every live trial; returns its StackedStepRecord."""
