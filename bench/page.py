@@ -3,7 +3,8 @@
     python bench/page.py [--seconds S] [--rounds R]
 
 A real `streamlit run app.py` server is started on a free port with a fresh store; Debian's
-chromium (headless, driven by Playwright) creates a run on moons and starts it. Then, turn by turn:
+chromium (headless, driven by Playwright) creates a run on moons (decay rate 0.1, so it does not
+overfit into its guardrail during the bench) and starts it. Then, turn by turn:
 
     no page   the tab is closed; the run trains on in the server, drawn by no one
     page      a tab shows the run (?run=<id>), its charts redrawn every second
@@ -58,6 +59,8 @@ def rate(store, run_id, seconds):
     first = store.get_run(run_id)
     time.sleep(seconds)
     last = store.get_run(run_id)
+    if last.status != "running" or last.updated == first.updated:
+        raise SystemExit(f"run {run_id} stopped training during the measurement ({last.status}, {last.error})")
     return (last.step - first.step) / (last.updated - first.updated)
 
 
@@ -79,10 +82,23 @@ def main():
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url)
+            # a decay keeps the run from overfitting into its guardrail (the defaults trip it near step 335,000)
+            rate_box = page.get_by_role("spinbutton", name="decay rate")
+            rate_box.click(timeout=60_000)
+            rate_box.press("Control+a")
+            rate_box.type("0.1")
+            rate_box.press("Enter")
+            time.sleep(1)
             page.get_by_role("button", name="Create run").click(timeout=60_000)
             page.get_by_role("button", name="Start").click(timeout=60_000)
             page.wait_for_url("**/?run=*")
-            run_id = page.url.split("run=")[1].split("&")[0]
+            run_id = page.evaluate("location.href").split("run=")[1].split("&")[0]  # page.url can lag a rerun
+            deadline = time.monotonic() + 60
+            while store.get_run(run_id).status != "running":  # Start may need a second click once drawn
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"run {run_id} did not start: {store.get_run(run_id).status}")
+                page.get_by_role("button", name="Start").click(timeout=10_000)
+                time.sleep(1)
             time.sleep(3)
             page.close()
             for _ in range(args.rounds):
