@@ -24,6 +24,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import numpy as np
 
@@ -39,13 +40,14 @@ from babysit.trainer import Trainer
 STATUSES = ("created", "running", "paused", "stopped", "failed")
 COMMANDS = ("start", "pause", "resume", "step", "epochs", "set", "rewind", "branch", "probe", "stop", "shutdown")
 EVAL_FIELDS = ("train_cost", "dev_cost", "train_accuracy", "dev_accuracy")
+RECORD_FIELDS = ("step", "epoch", "examples_seen", "alpha", "cost")  # a StepRecord's first five
 
 
 @dataclass(frozen=True)
 class SessionSettings:
-    eval_every: int = 200  # steps between evaluations of train and dev cost and accuracy
-    health_every: int = 500  # steps between health measurements
-    checkpoint_every: int = 2000  # steps between periodic checkpoints
+    eval_every: int = 500  # steps between evaluations of train and dev cost and accuracy
+    health_every: int = 1000  # steps between health measurements
+    checkpoint_every: int = 5000  # steps between periodic checkpoints
     flush_every: float = 0.5  # seconds between writes of metrics to the store (at most 1)
     guard_factor: float = 4.0  # pause when the smoothed cost exceeds this × max(best, guard_floor)
     guard_floor: float = 0.05  # costs below this are all "good": mini-batch noise near 0 trips nothing
@@ -143,8 +145,10 @@ class Session:
         self._target = None  # ("step", N) or ("epoch", E): a step or epochs command pauses there
         self._events = []
         self._checkpoints = []  # CheckpointInfo, in step order
-        self._unfolded, self._unflushed = [], []  # StepRecords not yet in the history / the store
-        self._evals_unfolded, self._evals_unflushed = [], []
+        # per step, records go: _unfolded (StepRecords) -> the history and _unwritten (column batches)
+        # -> the store; each record is turned into columns once
+        self._unfolded, self._evals_unfolded = [], []
+        self._unwritten = []  # {field: array} batches already in the history, not yet in the store
         self._health_unflushed = []
         self._last_evaluation, self._last_health = {}, {}
         self._series = collections.defaultdict(lambda: MinMaxSeries(self.settings.history_capacity))
@@ -303,6 +307,83 @@ class Session:
             return None
         return self._train_step()
 
+    def _turn(self):
+        """The thread's turn: like ``tick()``, but the steps up to the next one with something due
+        (an evaluation, health, a checkpoint, a scheduled change, the target, a flush) are trained in
+        one tight loop. Same steps, same numbers, same events; less Python between two updates."""
+        while self._commands:
+            command = self._commands[0]
+            try:
+                self._apply(command)
+            finally:
+                with self._commands_lock:
+                    self._commands.popleft()
+        if self.status != "running":
+            return None
+        plain = self._plain_steps()
+        if plain:
+            record = self._train_plain(plain)
+            if self.status == "running" and time.monotonic() - self._last_flush >= self.settings.flush_every:
+                self._flush()
+            return record
+        return self._train_step()
+
+    def _plain_steps(self):
+        """How many updates from here have nothing due but the guardrail (at most 4,096)."""
+        trainer, settings = self.trainer, self.settings
+        step = trainer.step_count
+        due = step + 4097
+        for every in (settings.eval_every, settings.health_every, settings.checkpoint_every):
+            due = min(due, step - step % every + every)
+        for s in self._schedule_steps:
+            if s > step:
+                due = min(due, s)
+        target = self._target
+        if target is not None:
+            if target[0] == "step":
+                due = min(due, target[1])
+            else:  # the update that ends this pass over the data is the one that may reach the target
+                left = trainer.m - trainer.position
+                due = min(due, step + -(-left // trainer.hp.mini_batch_size))
+        return max(due - step - 1, 0)
+
+    def _train_plain(self, n):
+        """``n`` updates where only the guardrail has a say, stopping early at a command or a trip.
+        The guardrail's arithmetic is ``_train_step``'s, in the same order, so it trips at the same step."""
+        step, commands, append = self.trainer.step, self._commands, self._unfolded.append
+        settings = self.settings
+        g = settings.guard_smoothing
+        factor, floor = settings.guard_factor, settings.guard_floor
+        smooth, power, best, limit = self._smooth, self._g_power, self._best, self._guard_limit
+        clock, flush_at = time.monotonic, self._last_flush + settings.flush_every
+        record, done, tripped = None, 0, None
+        try:
+            for i in range(n):
+                record = step()
+                append(record)
+                if record[7] is not None:  # diverged: this update was not made
+                    tripped = record.diverged
+                    break
+                smooth = g * smooth + (1 - g) * record[4]
+                power *= g
+                done = i + 1
+                smoothed = smooth / (1 - power)
+                if smoothed < best:
+                    best = smoothed
+                    limit = factor * (smoothed if smoothed > floor else floor)
+                elif smoothed > limit:
+                    tripped = (f"the smoothed cost {smoothed:.4g} rose above {factor:g} × the best so far "
+                               f"({limit / factor:.4g})")
+                    break
+                if commands or (not i & 63 and clock() >= flush_at):
+                    break
+        finally:
+            self._smooth, self._g_power, self._best, self._guard_limit = smooth, power, best, limit
+            self._smooth_n += done
+        if tripped:
+            self._trip(tripped, record.step, record.alpha)
+        return record
+
     def _apply(self, command):
         try:
             result = getattr(self, f"_do_{command.kind}")(command)
@@ -449,12 +530,11 @@ class Session:
         if trainer.step_count + 1 in self._schedule_steps:
             self._checkpoint("change")
         record = trainer.step()
-        self._unfolded.append(record)
-        self._unflushed.append(record)
         if record.changes:
             self._record(Event("change", record.step - 1, record.epoch, record.examples_seen - record.batch_size,
                                "schedule", changes={k: list(v) for k, v in record.changes.items()}))
         if record.diverged:
+            self._unfolded.append(record)
             self._trip(record.diverged, record.step, record.alpha)
             return record
         # the guardrail on the smoothed cost; this runs at every step, so it is kept to plain arithmetic
@@ -468,6 +548,7 @@ class Session:
             self._guard_limit = settings.guard_factor * (smoothed if smoothed > settings.guard_floor
                                                          else settings.guard_floor)
         elif smoothed > self._guard_limit:
+            self._unfolded.append(record)
             self._trip(f"the smoothed cost {smoothed:.4g} rose above {settings.guard_factor:g} × the best so far "
                        f"({self._guard_limit / settings.guard_factor:.4g})", record.step, record.alpha)
             return record
@@ -475,9 +556,8 @@ class Session:
         target = self._target
         reached = target is not None and (trainer.step_count if target[0] == "step" else trainer.epoch) >= target[1]
         if step % settings.eval_every == 0 or reached:
-            evaluation = trainer.evaluate()
-            self._evals_unfolded.append(evaluation)
-            self._evals_unflushed.append(evaluation)
+            self._evals_unfolded.append(trainer.evaluate())  # before its record: see _fold
+        self._unfolded.append(record)
         if step % settings.health_every == 0:
             self._health_unflushed.append((step, health.measure(trainer.model, trainer.optimizer.last_update,
                                                                 self._probe_X)))
@@ -545,7 +625,7 @@ class Session:
     def _checkpoint(self, reason):
         if self._saved == (self.trainer.step_count, self.trainer.hp) and self._stale_after is None:
             return self._checkpoints[-1]  # this very state is saved already
-        if self._unflushed:
+        if self._unfolded or self._unwritten:
             self._flush()  # the metrics up to a checkpoint are stored before it: a crash leaves no gap
         cost = self._smooth / (1 - self._g_power) if self._smooth_n else None
         info = self.store.save_checkpoint(self.run_id, self.trainer.state_dict(), reason, cost)
@@ -577,9 +657,8 @@ class Session:
         """Drop everything recorded after ``step`` (memory, store, checkpoints) and rebuild the history;
         events at ``step`` itself made after the time ``since`` are undone too."""
         self._unfolded.clear()
-        self._unflushed.clear()
         self._evals_unfolded.clear()
-        self._evals_unflushed.clear()
+        self._unwritten.clear()
         self._health_unflushed.clear()
         self.store.truncate_metrics(self.run_id, step)
         self.store.undo_events_after(self.run_id, step, since)
@@ -609,9 +688,8 @@ class Session:
 
     def _columns(self, records, evaluations):
         n = len(records)
-        fields = ("step", "epoch", "examples_seen", "alpha", "cost")
-        # StepRecords are tuples: transposing them is one C-level pass
-        columns = dict(zip(fields, np.array([r[:5] for r in records], np.float64).reshape(n, 5).T, strict=True))
+        # StepRecords are tuples: one C-level pass per field
+        columns = {f: np.fromiter(map(itemgetter(i), records), np.float64, n) for i, f in enumerate(RECORD_FIELDS)}
         for f in EVAL_FIELDS:
             columns[f] = np.full(n, np.nan)
         if n and evaluations:
@@ -639,13 +717,20 @@ class Session:
                 self._series[f"{metric}/{layer + 1}"].extend(steps, values)
 
     def _fold(self):
-        """Bring records not yet drawn into the bounded history (under the lock: snapshots read it)."""
+        """Bring the records not yet drawn into the bounded history, and queue them for the store
+        (under the lock: snapshots read the history; any thread may fold)."""
         records = self._take(self._unfolded)
-        evaluations = self._take(self._evals_unfolded)
         if not records:
             return
+        # an evaluation is queued before its step's record, so it may belong to a record not taken yet
+        evaluations = self._take(self._evals_unfolded)
+        later = [ev for ev in evaluations if ev.step > records[-1].step]
+        if later:
+            self._evals_unfolded[:0] = later
         columns = self._columns(records, evaluations)
         self._fold_columns(columns)
+        self._unwritten.append(columns)
+        evaluations = [ev for ev in evaluations if ev.step <= records[-1].step]
         if evaluations:
             ev = evaluations[-1]
             self._last_evaluation = {"step": ev.step, **{f: getattr(ev, f) for f in EVAL_FIELDS}}
@@ -653,26 +738,28 @@ class Session:
     def _flush(self):
         """Write the metrics, health and run status gathered since the last flush to the store."""
         now = time.monotonic()
-        records = self._take(self._unflushed)
-        evaluations = self._take(self._evals_unflushed)
+        with self._lock:
+            self._fold()
+        batches = self._take(self._unwritten)
         health_rows = self._take(self._health_unflushed)
         metrics_written = False
+        n = sum(len(batch["step"]) for batch in batches)
         try:
-            if records:
-                self.store.add_metrics(self.run_id, self._columns(records, evaluations))
+            if batches:
+                self.store.add_metrics(self.run_id, batches[0] if len(batches) == 1 else
+                                       {f: np.concatenate([b[f] for b in batches]) for f in batches[0]})
             metrics_written = True
             if health_rows:
                 self.store.add_health(self.run_id, health_rows)
         except BaseException:  # not written: keep them for the next flush, in order (and what was, not twice)
             if not metrics_written:
-                self._unflushed[:0], self._evals_unflushed[:0] = records, evaluations
+                self._unwritten[:0] = batches
             self._health_unflushed[:0] = health_rows
             raise
-        if records:
-            self._rate = len(records) / max(now - self._last_flush, 1e-9)
+        if n:
+            self._rate = n / max(now - self._last_flush, 1e-9)
         best_dev = None
         with self._lock:
-            self._fold()
             if health_rows:
                 self._fold_health(health_rows)
                 self._last_health = health_rows[-1][1]
@@ -739,8 +826,8 @@ class Session:
         try:
             while self.status not in ("stopped", "failed"):
                 try:
-                    if self.tick() is None and self.status in ("created", "paused"):  # idle: wait for a command
-                        if self._unflushed and not self.write_error:
+                    if self._turn() is None and self.status in ("created", "paused"):  # idle: wait for a command
+                        if (self._unfolded or self._unwritten) and not self.write_error:
                             self._flush()
                         self._wake.wait(0.25)
                         self._wake.clear()

@@ -622,7 +622,8 @@ def long_run(tmp_path_factory):
             session.set(lambd=0.0)
         session.tick()
         if step % 500 == 0:
-            held.append((step - session._flushed_step, len(session._unflushed)))
+            held.append((step - session._flushed_step,
+                         len(session._unfolded) + sum(len(b["step"]) for b in session._unwritten)))
         if step in (2_000, 20_000):
             nbytes[step] = sum(s.nbytes() for s in session._series.values())
     yield session, store, held, nbytes
@@ -650,8 +651,8 @@ class TestLongRun:
         assert all(records == since for since, records in held)  # nothing older than the last flush is kept
         session.snapshot()
         session._flush()
-        assert session._unflushed == [] and session._unfolded == []
-        assert session._evals_unflushed == [] and session._evals_unfolded == [] and session._health_unflushed == []
+        assert session._unfolded == [] and session._unwritten == []
+        assert session._evals_unfolded == [] and session._health_unflushed == []
         assert nbytes[20_000] <= nbytes[2_000]
         assert len(session._events) < 10  # events come from commands, not steps
 
@@ -756,6 +757,80 @@ class TestThreads:
         costs = [store.metrics(s.run_id)["cost"] for s in sessions]
         assert all(np.array_equal(c, costs[0]) for c in costs)  # same config, same numbers, whatever the threads
         assert not [t for t in threading.enumerate() if t.name.startswith("babysit-") and t.is_alive()]
+
+
+class TestThreadMatchesTicks:
+    """The thread trains the steps with nothing due in a tight loop of its own (``_turn``); what it
+    records must be what ``tick()`` records, step for step."""
+
+    SETTINGS = dict(eval_every=7, health_every=11, checkpoint_every=50)
+    SCHEDULE = [{"step": 123, "set": {"alpha": 0.003}}, {"step": 301, "set": {"mini_batch_size": 48}}]
+
+    def record(self, store, session):
+        columns = store.metrics(session.run_id)
+        return (columns, [c.step for c in store.checkpoints(session.run_id)],
+                [step for step, _ in store.health(session.run_id)],
+                [(e.kind, e.step, e.source, e.changes) for e in store.events(session.run_id)])
+
+    def test_epochs_in_the_thread_equal_ticks(self, store):
+        config = make_config(schedule=self.SCHEDULE, decay_schedule="exponential", learning_rate_decay=0.9)
+        by_ticks = new_session(store, config, **self.SETTINGS)
+        by_ticks.submit("epochs", n=100)
+        until_idle(by_ticks)
+        threaded = new_session(store, config, **self.SETTINGS)
+        threaded.start_thread()
+        threaded.submit("epochs", n=100)
+        try:
+            wait_for(lambda: threaded.status == "paused" and not threaded.snapshot().pending, timeout=60)
+        finally:
+            threaded.close()
+        by_ticks.close()
+        assert threaded.trainer.step_count == by_ticks.trainer.step_count > 301
+        (a, ckpt_a, health_a, events_a), (b, ckpt_b, health_b, events_b) = (
+            self.record(store, by_ticks), self.record(store, threaded))
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+        assert ckpt_a == ckpt_b and 50 in ckpt_a and 122 in ckpt_a  # periodic, and before the scheduled change
+        assert health_a == health_b == list(range(11, by_ticks.trainer.step_count + 1, 11))
+        assert events_a == events_b
+        evaluated = a["step"][~np.isnan(a["train_cost"])]
+        assert list(evaluated[:3]) == [7, 14, 21] and evaluated[-1] == by_ticks.trainer.step_count
+
+    def test_guardrail_trips_at_the_same_step(self, store):
+        tripped = []
+        for threaded in (False, True):
+            session = new_session(store, checkpoint_every=100)
+            session.submit("step", n=400)
+            until_idle(session)
+            session.set(alpha=5.0)
+            session.submit("resume")
+            if threaded:
+                session.start_thread()
+                wait_for(lambda s=session: s.guardrail is not None, timeout=30)
+            else:
+                session.tick()  # applies the change and the resume, and trains one step
+                train_until_paused(session)
+            tripped.append((session.guardrail, session.trainer.step_count, session.snapshot().events[-1].message))
+            session.close()
+        (guard_a, step_a, message_a), (guard_b, step_b, message_b) = tripped
+        assert guard_a.step == guard_b.step and step_a == step_b and guard_a.rewind_to == guard_b.rewind_to == 400
+        assert guard_a.reason == guard_b.reason and message_a == message_b
+
+    def test_a_command_lands_between_two_updates(self, store):
+        """A change sent while the thread trains applies at one step: every update before it used the
+        old rate, every one after it the new one."""
+        session = new_session(store)
+        session.start_thread()
+        session.submit("start")
+        try:
+            wait_for(lambda: session.trainer.step_count > 3000, timeout=30)
+            session.set(alpha=0.002).result(timeout=10)
+            wait_for(lambda: session.trainer.step_count > 6000, timeout=30)
+        finally:
+            session.close()
+        change = [e for e in store.events(session.run_id) if e.kind == "change"][-1]
+        alpha = store.metrics(session.run_id)["alpha"]
+        assert change.step > 3000 and np.all(alpha[: change.step] == 0.01) and np.all(alpha[change.step:] == 0.002)
 
 
 class TestReopen:
