@@ -296,6 +296,12 @@ class Session:
 
     def tick(self):
         """Apply every pending command, then train one step if running. Returns the StepRecord or None."""
+        self._apply_pending()
+        if self.status != "running":
+            return None
+        return self._train_step()
+
+    def _apply_pending(self):
         while self._commands:
             command = self._commands[0]  # still pending in snapshots until it has been applied
             try:
@@ -303,21 +309,12 @@ class Session:
             finally:
                 with self._commands_lock:
                     self._commands.popleft()
-        if self.status != "running":
-            return None
-        return self._train_step()
 
     def _turn(self):
         """The thread's turn: like ``tick()``, but the steps up to the next one with something due
         (an evaluation, health, a checkpoint, a scheduled change, the target, a flush) are trained in
         one tight loop. Same steps, same numbers, same events; less Python between two updates."""
-        while self._commands:
-            command = self._commands[0]
-            try:
-                self._apply(command)
-            finally:
-                with self._commands_lock:
-                    self._commands.popleft()
+        self._apply_pending()
         if self.status != "running":
             return None
         plain = self._plain_steps()
