@@ -156,7 +156,7 @@ class Session:
         self._last_flush = time.monotonic()
         self._flushed_step = trainer.step_count
         self._rate = 0.0
-        self._smooth, self._smooth_n, self._g_power, self._best, self._guard_limit = 0.0, 0, 1.0, math.inf, math.inf
+        self._reset_guard()
         self._stale_after = None  # step of the newest checkpoint when reopened mid-history
         self._loaded = None  # the checkpoint a reopened run was restored from
         self._saved = None  # (step, hyperparameters) of the newest checkpoint: no need to save it twice
@@ -353,7 +353,7 @@ class Session:
         factor, floor = settings.guard_factor, settings.guard_floor
         smooth, power, best, limit = self._smooth, self._g_power, self._best, self._guard_limit
         clock, flush_at = time.monotonic, self._last_flush + settings.flush_every
-        record, done, tripped = None, 0, None
+        record, tripped = None, None
         try:
             for i in range(n):
                 record = step()
@@ -363,20 +363,17 @@ class Session:
                     break
                 smooth = g * smooth + (1 - g) * record[4]
                 power *= g
-                done = i + 1
                 smoothed = smooth / (1 - power)
                 if smoothed < best:
                     best = smoothed
                     limit = factor * (smoothed if smoothed > floor else floor)
                 elif smoothed > limit:
-                    tripped = (f"the smoothed cost {smoothed:.4g} rose above {factor:g} × the best so far "
-                               f"({limit / factor:.4g})")
+                    tripped = self._risen(smoothed, limit)
                     break
                 if commands or (not i & 63 and clock() >= flush_at):
                     break
         finally:
             self._smooth, self._g_power, self._best, self._guard_limit = smooth, power, best, limit
-            self._smooth_n += done
         if tripped:
             self._trip(tripped, record.step, record.alpha)
         return record
@@ -537,7 +534,6 @@ class Session:
         # the guardrail on the smoothed cost; this runs at every step, so it is kept to plain arithmetic
         g = settings.guard_smoothing
         self._smooth = smooth = g * self._smooth + (1 - g) * record.cost
-        self._smooth_n += 1
         self._g_power *= g  # g ** n, kept rather than recomputed at every step
         smoothed = smooth / (1 - self._g_power)
         if smoothed < self._best:
@@ -546,8 +542,7 @@ class Session:
                                                          else settings.guard_floor)
         elif smoothed > self._guard_limit:
             self._unfolded.append(record)
-            self._trip(f"the smoothed cost {smoothed:.4g} rose above {settings.guard_factor:g} × the best so far "
-                       f"({self._guard_limit / settings.guard_factor:.4g})", record.step, record.alpha)
+            self._trip(self._risen(smoothed, self._guard_limit), record.step, record.alpha)
             return record
         step = record.step
         target = self._target
@@ -569,6 +564,15 @@ class Session:
         elif time.monotonic() - self._last_flush >= settings.flush_every:
             self._flush()
         return record
+
+    def _reset_guard(self):
+        """Forget the smoothed cost and its best: after a trip, a rewind, or on a new history."""
+        self._smooth, self._g_power, self._best, self._guard_limit = 0.0, 1.0, math.inf, math.inf
+
+    def _risen(self, smoothed, limit):
+        """Why the guardrail trips on the smoothed cost, given the limit in force."""
+        factor = self.settings.guard_factor
+        return f"the smoothed cost {smoothed:.4g} rose above {factor:g} × the best so far ({limit / factor:.4g})"
 
     def _trip(self, reason, step, alpha):
         """The guardrail: pause, say why, and offer the last good checkpoint."""
@@ -592,7 +596,7 @@ class Session:
             if rewind_to is not None else ""
         self._record(Event("guardrail", self.trainer.step_count, self.trainer.epoch, self.trainer.examples_seen,
                            "guardrail", message=f"paused: {reason}{offer}"))
-        self._smooth, self._smooth_n, self._g_power, self._best, self._guard_limit = 0.0, 0, 1.0, math.inf, math.inf
+        self._reset_guard()
 
     def accept_guardrail(self, lower_alpha=False):
         """Take one of the guardrail's two offers: rewind to the last good checkpoint (and resume with
@@ -624,7 +628,7 @@ class Session:
             return self._checkpoints[-1]  # this very state is saved already
         if self._unfolded or self._unwritten:
             self._flush()  # the metrics up to a checkpoint are stored before it: a crash leaves no gap
-        cost = self._smooth / (1 - self._g_power) if self._smooth_n else None
+        cost = self._smooth / (1 - self._g_power) if self._g_power < 1 else None  # None: nothing smoothed yet
         info = self.store.save_checkpoint(self.run_id, self.trainer.state_dict(), reason, cost)
         self._saved = (self.trainer.step_count, self.trainer.hp)
         with self._lock:
@@ -673,7 +677,7 @@ class Session:
             self._last_evaluation, self._last_health = {}, {}
             self._load_history()
         self._flushed_step = step
-        self._smooth, self._smooth_n, self._g_power, self._best, self._guard_limit = 0.0, 0, 1.0, math.inf, math.inf
+        self._reset_guard()
 
     # -- history: folding and flushing --------------------------------------------------------------
 
