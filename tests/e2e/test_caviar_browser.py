@@ -304,7 +304,7 @@ def test_d_the_best_trials_row_goes_to_panda_mode_paused_where_it_stopped(page, 
         timeout=WAIT)
     expect(status_line(page)).to_contain_text(f"paused · step {best.step:,} · epoch {EPOCHS}", timeout=WAIT)
     assert status(page) == ("paused", best.step)
-    expect(page.get_by_role("button", name="Resume")).to_be_enabled()
+    expect(page.get_by_role("button", name="Resume", exact=True)).to_be_enabled()
 
     trial = read_store(server.home, lambda s: next(t for t in s.trials(study_id) if t.number == best.number))
     assert trial.run_id == run_id
@@ -320,7 +320,7 @@ def test_d_the_best_trials_row_goes_to_panda_mode_paused_where_it_stopped(page, 
 
 def test_e_resume_trains_on_from_the_trials_step(page, server, artifacts, journey):
     run_id, best = needs(journey, "run_id", "best")
-    page.get_by_role("button", name="Resume").click()
+    page.get_by_role("button", name="Resume", exact=True).click()
     until(lambda: status(page)[1] > best.step, "the status line's step to grow past the trial's", timeout=30)
     state, step = status(page)
     assert state == "running" and step > best.step

@@ -199,11 +199,11 @@ def test_d_pause(page, server, artifacts, journey):
         # the raised alpha on a run tens of thousands of steps into overfitting can trip the guardrail
         # first; resuming is what its user would do, and the guardrail starts its watch afresh
         expect(page.get_by_text("Paused by the guardrail")).to_be_visible()
-        page.get_by_role("button", name="Resume").click()
+        page.get_by_role("button", name="Resume", exact=True).click()
         expect(status_line(page)).to_contain_text("running", timeout=WAIT)
     page.get_by_role("button", name="Pause").click()
     expect(status_line(page)).to_contain_text("paused", timeout=WAIT)
-    expect(page.get_by_role("button", name="Resume")).to_be_enabled()
+    expect(page.get_by_role("button", name="Resume", exact=True)).to_be_enabled()
     _, step = status(page)
     info = until(lambda: (r := read_store(server.home, lambda s: s.get_run(run_id))).status == "paused" and r,
                  "the store to record the pause")
