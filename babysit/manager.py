@@ -4,16 +4,19 @@ Runs live here, not in a browser tab: a run keeps training when its tab closes, 
 names its id attaches to the same session. When the server starts, runs that were training when the
 previous one died are found (the store's recovery) and resume from their newest checkpoint as soon
 as they are opened. ``max_running`` caps how many train at once (BABYSIT_MAX_RUNNING, default 8).
+
+Each run trains in a process of its own (``babysit.worker``), so that training never holds up the
+pages; ``processes=False`` (or BABYSIT_RUN_IN=thread) keeps them as threads of this process instead,
+which tests that look inside a session use. A run whose process has died is reopened from the store.
 """
 
 import os
 import threading
 
 from babysit.errors import BabysitError
-from babysit.session import Session, SessionSettings
+from babysit.session import STARTING, Session, SessionSettings
 from babysit.store import Store
-
-STARTING = ("start", "resume", "step", "epochs")
+from babysit.worker import RemoteSession, WorkerError
 
 
 class CapError(BabysitError):
@@ -21,18 +24,24 @@ class CapError(BabysitError):
 
 
 class SessionManager:
-    def __init__(self, store=None, max_running=None, settings=None):
+    def __init__(self, store=None, max_running=None, settings=None, processes=None):
         self.store = store or Store()
         self.max_running = max_running or int(os.environ.get("BABYSIT_MAX_RUNNING", "8"))
         self.settings = settings or SessionSettings()
+        if processes is None:
+            processes = os.environ.get("BABYSIT_RUN_IN", "process") != "thread"
+        self.processes = processes
         self._sessions = {}
         self._lock = threading.RLock()
         self.store.recover()
 
     def create(self, config, name=None):
         """A new run, its thread started and waiting for a start command; returns its id."""
-        session = Session.create(self.store, config, name, self.settings)
-        session.start_thread()
+        if self.processes:
+            session = RemoteSession.create(self.store.home, config, name, self.settings)
+        else:
+            session = Session.create(self.store, config, name, self.settings)
+            session.start_thread()
         with self._lock:
             self._sessions[session.run_id] = session
         return session.run_id
@@ -42,9 +51,16 @@ class SessionManager:
         there is no such run). A run interrupted while training resumes, room permitting."""
         with self._lock:
             session = self._sessions.get(run_id)
+            if session is not None and self.processes and not session.alive:
+                del self._sessions[run_id]  # its process died: the store has the run up to its last flush
+                self.store.recover()
+                session = None
             if session is None:
-                session = Session.open(self.store, run_id, self.settings)
-                session.start_thread()
+                if self.processes:
+                    session = RemoteSession.open(self.store.home, run_id, self.settings)
+                else:
+                    session = Session.open(self.store, run_id, self.settings)
+                    session.start_thread()
                 self._sessions[run_id] = session
                 if session.interrupted and len(self.training()) < self.max_running:
                     session.interrupted = False
@@ -54,8 +70,7 @@ class SessionManager:
     def training(self):
         """Ids of runs training now or about to (a start command waiting)."""
         with self._lock:
-            return [run_id for run_id, s in self._sessions.items()
-                    if s.status == "running" or any(c.kind in STARTING for c in s.snapshot_pending())]
+            return [run_id for run_id, s in self._sessions.items() if _training(s)]
 
     def command(self, run_id, kind, **args):
         """Send a command to a run, refusing a start past the cap with a message that says what to do."""
@@ -94,6 +109,13 @@ class SessionManager:
             self._sessions.clear()
         for session in sessions:
             session.close(interrupted=True)
+
+
+def _training(session):
+    try:
+        return session.training()
+    except WorkerError:  # its process has died: it trains nothing
+        return False
 
 
 class StudyManager:

@@ -40,6 +40,7 @@ from babysit.trainer import Trainer
 STATUSES = ("created", "running", "paused", "stopped", "failed")
 COMMANDS = ("start", "pause", "resume", "step", "epochs", "set", "rewind", "branch", "probe", "stop", "shutdown")
 EVAL_FIELDS = ("train_cost", "dev_cost", "train_accuracy", "dev_accuracy")
+STARTING = ("start", "resume", "step", "epochs")  # the commands that set a run training
 RECORD_FIELDS = ("step", "epoch", "examples_seen", "alpha", "cost")  # a StepRecord's first five
 
 
@@ -72,7 +73,7 @@ class Command:
     args: dict
     source: str  # user, guardrail, system
     submitted: float
-    future: concurrent.futures.Future = field(compare=False, repr=False)
+    future: concurrent.futures.Future = field(default=None, compare=False, repr=False)  # None once sent elsewhere
 
     def describe(self):
         if self.kind == "set":
@@ -122,6 +123,8 @@ class Snapshot:
     chance_cost: float  # -ln(1/C)
     initial_cost: float  # train cost before the first update
     config: RunConfig
+    n_features: int = 0  # the data's inputs and classes: the net's first and last widths
+    n_classes: int = 0
     taken: float = field(default_factory=time.time)
 
 
@@ -792,7 +795,8 @@ class Session:
             events=events, series=series, cost_means=cost_means, last_evaluation=last_eval,
             last_health=last_health, guardrail=self.guardrail, error=self.error, checkpoints=checkpoints,
             parent=self.parent, fork_step=self.fork_step, chance_cost=self.chance_cost,
-            initial_cost=self.initial_cost, config=t.config,
+            initial_cost=self.initial_cost, config=t.config, n_features=t.data.n_features,
+            n_classes=t.data.n_classes,
         )
 
     def _pending(self):
@@ -800,6 +804,15 @@ class Session:
             return tuple(self._commands)
 
     snapshot_pending = _pending
+
+    def hyperparameters(self):
+        """The hyperparameters in force, without a whole snapshot."""
+        return self.trainer.hp
+
+    def plot_data(self):
+        """(X_train, y_train, classes): what a decision-boundary chart draws over."""
+        data = self.trainer.data
+        return data.X_train, data.y_train, data.classes
 
     def predict(self, X):
         """Class indices for examples as columns (n_0, m), from any thread: a copy of the weights is
@@ -861,13 +874,15 @@ class Session:
     def alive(self):
         return self._thread is not None and self._thread.is_alive()
 
+    def training(self):
+        """Whether the run trains now or is about to (a command that starts it is waiting)."""
+        return self.status == "running" or any(c.kind in STARTING for c in self._pending())
+
     def close(self, timeout=10, interrupted=False):
         """Stop the run (checkpointed and flushed) and wait for its thread to end. ``interrupted``: the
         process is going away, not the user stopping it; a run that was training is left paused, marked
         to resume when it is next opened."""
-        was_training = self.status == "running" or any(c.kind in ("start", "resume", "step", "epochs")
-                                                       for c in self._pending())
-        kind = "shutdown" if interrupted and was_training else "stop"
+        kind = "shutdown" if interrupted and self.training() else "stop"
         if self.alive:
             if self.status not in ("stopped", "failed"):
                 self.submit(kind, source="system")

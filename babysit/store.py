@@ -512,7 +512,16 @@ def owner_alive(owner):
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(int(pid))
+
+
+def _zombie(pid):
+    """A process that has ended but not been reaped yet (its parent died first, say) trains nothing."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _run_info(row):

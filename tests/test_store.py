@@ -370,3 +370,24 @@ class TestDatabase:
         store.add_retest(run, {"seed": 1, "cost": 0.5})
         store.add_retest(run, {"seed": 2, "cost": 0.25})
         assert store.retests(run) == [{"seed": 1, "cost": 0.5}, {"seed": 2, "cost": 0.25}]
+
+
+def test_an_owner_that_has_ended_but_not_been_reaped_is_not_alive():
+    """A run's process whose parent died first stays a zombie until someone reaps it (in a container,
+    maybe never): it trains nothing, so its runs are recovered, not refused as someone else's."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from babysit.store import owner_alive
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    tag = f"{child.pid}@{socket.gethostname()}"
+    deadline = time.monotonic() + 10
+    while owner_alive(tag) and time.monotonic() < deadline:  # ended, not yet waited for: a zombie
+        time.sleep(0.02)
+    assert os.path.exists(f"/proc/{child.pid}") and not owner_alive(tag)
+    child.wait()
+    assert not owner_alive(tag)
+    assert owner_alive(f"{os.getpid()}@{socket.gethostname()}")

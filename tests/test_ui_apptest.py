@@ -127,7 +127,7 @@ def test_the_form_creates_a_run_and_shows_its_controls():
     assert button(at, "Pause").disabled  # nothing to pause yet
     assert status_line(at).startswith("**created** · step **0**")
     assert Store().get_run(run_id).status == "created"
-    assert session.trainer.config.data.name == "moons"
+    assert session.snapshot().config.data.name == "moons"
 
 
 def test_the_export_tab_offers_the_files_and_names_the_run_once():
@@ -261,7 +261,7 @@ def test_moving_alpha_while_it_trains_sends_a_change_that_is_applied():
 
     event = until(lambda: changes(session, "alpha"), "the alpha change")[0]
     assert event.changes["alpha"] == [0.01, 0.02] and event.source == "user"
-    assert session.trainer.hp.alpha == 0.02
+    assert session.hyperparameters().alpha == 0.02
     at.run()
     assert at.select_slider(key=f"{run_id}:hp:alpha").value == 0.02  # the page does not move it back
     table = at.dataframe[-1].value
@@ -271,6 +271,7 @@ def test_moving_alpha_while_it_trains_sends_a_change_that_is_applied():
 def test_a_move_on_its_way_to_the_run_is_not_undone_by_an_earlier_change(monkeypatch):
     """The widget keeps the user's value while that set waits to be applied, even when an earlier
     change (here, one made elsewhere) has not been drawn yet: no key press is taken back."""
+    manager().processes = False  # the run's thread is held below, so it trains in this process
     at, run_id, session = created_run()
     manager().command(run_id, "set", changes={"alpha": 0.0126}, source="system").result(10)  # not yet drawn
     gate = threading.Event()
@@ -287,7 +288,7 @@ def test_a_move_on_its_way_to_the_run_is_not_undone_by_an_earlier_change(monkeyp
         assert "pending: alpha → 0.0158" in [i.value for i in at.info]
     finally:
         gate.set()
-    until(lambda: session.trainer.hp.alpha == 0.0158 and not session.snapshot().pending, "the change to land")
+    until(lambda: session.hyperparameters().alpha == 0.0158 and not session.snapshot().pending, "the change to land")
     at.run()
     assert at.select_slider(key=f"{run_id}:hp:alpha").value == 0.0158
     assert not at.info
@@ -295,7 +296,7 @@ def test_a_move_on_its_way_to_the_run_is_not_undone_by_an_earlier_change(monkeyp
 
 def test_a_multiplicative_schedule_chosen_with_rate_zero_travels_with_rate_095():
     at, run_id, session = created_run()
-    assert session.trainer.hp.learning_rate_decay == 0.0
+    assert session.hyperparameters().learning_rate_decay == 0.0
     at.selectbox(key=f"{run_id}:hp:decay_schedule").set_value("exponential").run()
     assert not at.error  # exponential with rate 0 would be refused; the page sends a rate that fits
 

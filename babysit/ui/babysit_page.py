@@ -256,7 +256,7 @@ def _send(run_id, kind, **args):
 
 def _steer(run_id, name, value):
     session = manager().get(run_id)
-    _send(run_id, "set", changes=controls.steering_change(session.trainer.hp, name, value))
+    _send(run_id, "set", changes=controls.steering_change(session.hyperparameters(), name, value))
 
 
 def live(mgr, session):
@@ -265,8 +265,7 @@ def live(mgr, session):
     snap = session.snapshot()
     config = snap.config
     st.title(snap.name)
-    arch = "-".join(str(n) for n in (session.trainer.data.n_features, *config.model.layers,
-                                     session.trainer.data.n_classes))
+    arch = "-".join(str(n) for n in (snap.n_features, *config.model.layers, snap.n_classes))
     line = f"run `{run_id}` · {config.data.label} · {arch} {config.model.activation} · {config.model.dtype}"
     if snap.parent:
         line += f" · branched from [{snap.parent}](?run={snap.parent}) at step {snap.fork_step:,}"
@@ -298,8 +297,7 @@ def live_panel(run_id):
     keys = _keys(run_id)
     snap = session.snapshot()
     # a change made elsewhere (a guardrail, a probe, a rewind, another tab): redraw the steering widgets
-    seen = st.session_state.get(keys["seen"])
-    if seen is not None and seen != snap.hyperparameters and not any(c.kind == "set" for c in snap.pending):
+    if controls.drawn_behind(snap.hyperparameters, keys["seen"]) and not any(c.kind == "set" for c in snap.pending):
         st.rerun()
     _status(run_id, snap)
     _guardrail(run_id, snap)
@@ -317,7 +315,7 @@ def live_panel(run_id):
         st.plotly_chart(_every(f"{run_id}:acc-fig", (axis,), lambda: charts.accuracy_figure(snap, axis)),
                         key=f"{run_id}:accuracy")
     with right:
-        if session.trainer.data.n_features == 2:
+        if snap.n_features == 2:
             st.markdown("**Decision boundary**")
             st.plotly_chart(_every(keys["boundary"], (), lambda: _boundary(session)), key=f"{run_id}:boundary")
     st.markdown("**Health** · update-to-weight ratio ‖ΔW‖/‖W‖ (healthy near 1e-3), dead units, gradient norms")
@@ -385,10 +383,10 @@ def _every(key, inputs, build):
 
 def _boundary(session):
     """The decision regions over the training data, from a copy of the current weights."""
-    data = session.trainer.data
-    grid_x, grid_y, points = charts.grid_for(data.X_train)
+    X_train, y_train, classes = session.plot_data()
+    grid_x, grid_y, points = charts.grid_for(X_train)
     prediction = session.predict(points).reshape(len(grid_y), len(grid_x))
-    return charts.boundary_figure(data.X_train, data.y_train, grid_x, grid_y, prediction, data.classes)
+    return charts.boundary_figure(X_train, y_train, grid_x, grid_y, prediction, classes)
 
 
 def _event_table(events):

@@ -147,14 +147,23 @@ def sync_widgets(hp, key_prefix, seen_key, pending=()):
     probe's "use it", a rewind), leaving alone what the user has moved and not yet seen applied:
     the names in ``pending`` (sets on their way to the run), and widgets that show the value already
     (writing one would reset the browser's widget, undoing a key press made meanwhile)."""
-    seen = st.session_state.get(seen_key)
-    if seen == hp:
-        return
+    seen = st.session_state.get(seen_key) or {}  # {name: value} as last drawn
+    shown = dict(seen)
     for name in HyperParams.__dataclass_fields__:
-        if name not in pending and (seen is None or getattr(seen, name) != getattr(hp, name)):
-            value = getattr(hp, name)
-            floats = ("lambd", "learning_rate_decay")  # number inputs keep the type they were made with
-            value = float(value) if name in floats else value
-            if st.session_state.get(f"{key_prefix}{name}") != value:
-                st.session_state[f"{key_prefix}{name}"] = value
-    st.session_state[seen_key] = hp
+        value = getattr(hp, name)
+        if name in seen and seen[name] == value:
+            continue
+        if name in pending:  # looked at again once it has landed (a snapshot can show both at once)
+            continue
+        shown[name] = value
+        floats = ("lambd", "learning_rate_decay")  # number inputs keep the type they were made with
+        value = float(value) if name in floats else value
+        if st.session_state.get(f"{key_prefix}{name}") != value:
+            st.session_state[f"{key_prefix}{name}"] = value
+    st.session_state[seen_key] = shown
+
+
+def drawn_behind(hp, seen_key):
+    """Whether the widgets, as last drawn by ``sync_widgets``, show other values than ``hp``."""
+    seen = st.session_state.get(seen_key)
+    return seen is not None and any(seen.get(name) != getattr(hp, name) for name in HyperParams.__dataclass_fields__)
