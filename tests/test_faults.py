@@ -367,8 +367,8 @@ class TestWriteFailureWhileTraining:
             written = store.metrics(run_id)["step"]
             np.testing.assert_array_equal(written, np.arange(1, written.size + 1))
             assert written.size <= stopped_at
-            if fault.refused is not None:
-                assert fault.refused >= 1
+            if fault.refused is not None and "Read-only file system" not in snap.error:
+                assert fault.refused >= 1  # the database refused it (else a checkpoint file was refused first)
 
             # resuming while the store still fails: paused again, the thread alive, the error kept
             command = session.submit("resume")

@@ -24,7 +24,7 @@ from models.activations import ACTIVATIONS
 
 NEW = "new:"  # widget keys of the new-run form
 REFRESH = 1.0  # seconds between redraws of a live run: at least once a second, cheap for the trainer
-SLOW_EVERY = 3.0  # seconds between redraws of the accuracy, health and decision-boundary charts
+SLOW_EVERY = 3.0  # seconds between redraws of the accuracy, health and decision-boundary charts, and the log
 
 
 def render():
@@ -241,7 +241,7 @@ def new_run(mgr):
 
 def _keys(run_id):
     return {"prefix": f"{run_id}:hp:", "seen": f"{run_id}:seen", "problem": f"{run_id}:problem",
-            "probe": f"{run_id}:probe", "boundary": f"{run_id}:boundary"}
+            "probe": f"{run_id}:probe", "drawn": f"{run_id}:drawn"}
 
 
 def _send(run_id, kind, **args):
@@ -280,7 +280,16 @@ def live(mgr, session):
         if st.button("New run", key=f"{run_id}:new"):
             del st.query_params["run"]
             st.rerun()
+    _buttons(run_id, snap)
+    _guardrail(run_id, snap)
+    st.session_state[keys["drawn"]] = _drawn(snap)
+    cols = st.columns([2, 2, 3])
+    cols[0].radio("x axis", list(charts.AXES), horizontal=True, key=f"{run_id}:axis", format_func=charts.AXES.get)
+    cols[1].toggle("log cost", key=f"{run_id}:logy")
+    cols[2].slider("smoothing β (exponentially weighted average)", 0.0, 0.999, 0.9, 0.001, key=f"{run_id}:smooth",
+                   format="%.3f")
     live_panel(run_id)
+    slow_panel(run_id)
     rewind, probe, export = st.tabs(["Rewind & branch", "LR probe", "Export"])
     with rewind:
         _rewind_tab(mgr, session, snap)
@@ -299,28 +308,33 @@ def live_panel(run_id):
     # a change made elsewhere (a guardrail, a probe, a rewind, another tab): redraw the steering widgets
     if controls.drawn_behind(snap.hyperparameters, keys["seen"]) and not any(c.kind == "set" for c in snap.pending):
         st.rerun()
+    # the buttons and the guardrail's offers are drawn with the whole page: redraw it when they change
+    if _drawn(snap) != st.session_state.get(keys["drawn"]):
+        st.rerun()
     _status(run_id, snap)
-    _guardrail(run_id, snap)
-    cols = st.columns([2, 2, 3])
-    axis = cols[0].radio("x axis", list(charts.AXES), horizontal=True, key=f"{run_id}:axis",
-                         format_func=charts.AXES.get)
-    log_y = cols[1].toggle("log cost", key=f"{run_id}:logy")
-    beta = cols[2].slider("smoothing β (exponentially weighted average)", 0.0, 0.999, 0.9, 0.001,
-                          key=f"{run_id}:smooth", format="%.3f")
+    axis = st.session_state.get(f"{run_id}:axis", "step")
+    log_y = st.session_state.get(f"{run_id}:logy", False)
+    beta = st.session_state.get(f"{run_id}:smooth", 0.9)
     st.plotly_chart(charts.cost_figure(snap, axis, log_y, beta), key=f"{run_id}:cost")
-    # the slower-moving charts are rebuilt every few seconds: each rebuild takes time from training
+
+
+@st.fragment(run_every=SLOW_EVERY)
+def slow_panel(run_id):
+    """The slower-moving charts and the event log, redrawn every few seconds: each redraw costs the
+    server and the browser time that the training process on the same machine could use."""
+    session = manager().get(run_id)
+    snap = session.snapshot()
+    axis = st.session_state.get(f"{run_id}:axis", "step")
     left, right = st.columns(2)
     with left:
         st.markdown("**Accuracy**")
-        st.plotly_chart(_every(f"{run_id}:acc-fig", (axis,), lambda: charts.accuracy_figure(snap, axis)),
-                        key=f"{run_id}:accuracy")
+        st.plotly_chart(charts.accuracy_figure(snap, axis), key=f"{run_id}:accuracy")
     with right:
         if snap.n_features == 2:
             st.markdown("**Decision boundary**")
-            st.plotly_chart(_every(keys["boundary"], (), lambda: _boundary(session)), key=f"{run_id}:boundary")
+            st.plotly_chart(_boundary(session), key=f"{run_id}:boundary")
     st.markdown("**Health** · update-to-weight ratio ‖ΔW‖/‖W‖ (healthy near 1e-3), dead units, gradient norms")
-    st.plotly_chart(_every(f"{run_id}:health-fig", (axis,), lambda: charts.health_figure(snap, axis)),
-                    key=f"{run_id}:health")
+    st.plotly_chart(charts.health_figure(snap, axis), key=f"{run_id}:health")
     st.markdown("**Event log**")
     st.dataframe(_event_table(snap.events), hide_index=True, height=220, key=f"{run_id}:events")
 
@@ -330,6 +344,18 @@ def _status(run_id, snap):
     st.markdown(f"**{snap.status}** · step **{snap.step:,}** · epoch **{snap.epoch}** · "
                 f"**{snap.steps_per_second:,.0f}** steps/s · α in force **{alpha:.4g}**"
                 + (f" (base {snap.hyperparameters.alpha:.4g})" if alpha != snap.hyperparameters.alpha else ""))
+    problem = st.session_state.get(_keys(run_id)["problem"])
+    if problem:
+        st.error("\n".join(problem))
+    for command in snap.pending:
+        st.info(f"pending: {command.describe()}")
+    if snap.status == "failed":
+        st.error(f"The run stopped on an error: {snap.error}")
+    elif snap.error:
+        st.error(snap.error)
+
+
+def _buttons(run_id, snap):
     cols = st.columns([1, 1, 1, 1, 1, 3])
     running = snap.status == "running"
     label = "Start" if snap.status == "created" else "Resume"
@@ -342,15 +368,11 @@ def _status(run_id, snap):
                    on_click=lambda: _send(run_id, "step", n=int(st.session_state[f"{run_id}:n"])))
     cols[4].button("Stop", key=f"{run_id}:stop", disabled=snap.status in ("stopped", "failed"),
                    on_click=_send, args=(run_id, "stop"))
-    problem = st.session_state.get(_keys(run_id)["problem"])
-    if problem:
-        st.error("\n".join(problem))
-    for command in snap.pending:
-        st.info(f"pending: {command.describe()}")
-    if snap.status == "failed":
-        st.error(f"The run stopped on an error: {snap.error}")
-    elif snap.error:
-        st.error(snap.error)
+
+
+def _drawn(snap):
+    """What the buttons drawn with the page depend on."""
+    return snap.status, snap.guardrail
 
 
 def _guardrail(run_id, snap):
@@ -367,18 +389,6 @@ def _guardrail(run_id, snap):
     cols[1].button(f"Rewind and resume with α = {guard.lowered_alpha:.3g} (× 0.1)", key=f"{run_id}:guard-lower",
                    type="primary", on_click=_send, args=(run_id, "rewind"),
                    kwargs={"step": guard.rewind_to, "changes": {"alpha": guard.lowered_alpha}, "resume": True})
-
-
-def _every(key, inputs, build):
-    """``build()``'s figure, rebuilt at most every SLOW_EVERY seconds, or at once when ``inputs`` change
-    (say, the x axis)."""
-    cached = st.session_state.get(key)
-    now = time.monotonic()
-    if cached is not None and cached[1] == inputs and now - cached[0] < SLOW_EVERY:
-        return cached[2]
-    figure = build()
-    st.session_state[key] = (now, inputs, figure)
-    return figure
 
 
 def _boundary(session):

@@ -226,6 +226,8 @@ def test_a_two_runs_and_a_study_then_sigkill(page, server, artifacts, story):
     if stack.is_checked():
         page.get_by_text("stack same-shape trials", exact=True).click()
     expect(stack).not_to_be_checked()
+    # the toggle's script run has ended (Streamlit's running indicator gone): "Run study" reads it
+    page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=WAIT)
     run_study.click()
     page.wait_for_url(STUDY_URL, timeout=WAIT)
     study_id = STUDY_URL.search(page.url).group(1)
