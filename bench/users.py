@@ -3,7 +3,8 @@
     python bench/users.py [--seconds 60] [--users 8] [--every 5] [--quick] [--json out.json]
 
 A real `streamlit run app.py` is started on a free port with a fresh store (BABYSIT_MAX_RUNNING set to
-at least the number of users). Debian's chromium (headless, Playwright) opens one browser context per
+at least the number of users). Each run trains in a process of its own, a child of the server running
+``python -m babysit.worker``. Debian's chromium (headless, Playwright) opens one browser context per
 user, a separate session with its own cookies, as N people would; each creates a run on moons (the
 form's defaults, but a seed of its own and a learning-rate decay of 0.1: see User.create), and once
 all are made, each starts its own. Then, for ``--seconds``:
@@ -17,28 +18,31 @@ all are made, each starts its own. Then, for ``--seconds``:
 - each page reads its own status line ("running · step N · ...") every 100 ms and logs the times its
   step changed: the refresh gap is the longest time the step stayed the same. The live panel redraws
   every second, so a page that keeps refreshing shows gaps of about a second.
-- the server's resident memory (psutil, else /proc/<pid>/status VmRSS) is sampled every 2 s.
+- the resident memory (psutil, else /proc/<pid>/status VmRSS) of the server, and of the server with
+  its run processes, is sampled every 2 s.
 
-At the end each user presses Stop, and the server's threads are checked: a run's training thread must
-end with its run. Python 3.11 does not name OS threads, so the "babysit-<id>" threads cannot be
-picked out of /proc by name; they are found by when they were born and what they did instead: a
-run's thread starts when the run is made, so for each user, of the server's threads that appeared
-while its run was made and lived through the whole measurement, the busiest is its training thread
-(the others are idle pool threads). After Stop, none of them may be left. Thread counts
-(/proc/<pid>/task) are printed too, for what they are worth: Streamlit and anyio keep pools of
-threads that come and go. Then the pages close, and the server is stopped with SIGTERM and must exit
-by itself within 30 s.
+The run processes are the server's children (/proc/<pid>/stat) whose command line names
+``babysit.worker``. While the runs train there must be exactly N of them, the same through the
+measurement, each with at least two threads; each one's CPU time over the measurement is recorded,
+and its busiest thread then (/proc/<pid>/task/<tid>/stat) is the one that trained. At the end each
+user presses Stop: in each run process that thread, and no other, must end with its run, the process
+living on (a stopped run's process waits for the server's commands, with its main thread and numpy's
+BLAS threads). The server's own thread counts (/proc/<pid>/task) are printed too, for what they are
+worth: Streamlit and anyio keep pools of threads that come and go. Then the pages close, and the
+server is stopped with SIGTERM: it must exit by itself within 30 s, and within the same 30 s no run
+process may be left.
 
 A page whose Streamlit frontend fails (an uncaught error in the page, the app gone blank) is
 reported with its errors; one that fails before the measurement is reloaded once, as its user would.
 
-Printed: p50/p95/max change→applied latency, the refresh gaps, RSS at the start/peak/end, each run's
-steps/s, the thread counts, and PASS/FAIL against the floors: p95 latency under 2 s; every page's
-longest refresh gap under 5 s and no page failed; memory bounded (the peak of the second half of the
-measurement at most 5 % + 20 MB above the peak of its first half); every run stopped and the threads
-that trained (each at least twice as busy as any other thread born with them; /proc/<pid>/task/<tid>/stat)
-gone after Stop; the server exits on SIGTERM within 30 s.
-On a shared machine (this one has 2 cores, shared by the server, 8 training threads and chromium's
+Printed: p50/p95/max change→applied latency, the refresh gaps, the server's RSS and the server's plus
+its run processes' at the start/peak/end, each run's steps/s, each run process's CPU time and threads,
+the server's thread counts, and PASS/FAIL against the floors: p95 latency under 2 s; every page's
+longest refresh gap under 5 s and no page failed; memory bounded (of the server with its run
+processes, the peak of the second half of the measurement at most 5 % + 20 MB above the peak of its
+first half); every run stopped, its process's training thread ended (and only it), and no run process
+outlived the server; the server exits on SIGTERM within 30 s.
+On a shared machine (this one has 2 cores, shared by the server, 8 run processes and chromium's
 8 renderers), the figures move from run to run: check the load average printed at the end.
 """
 
@@ -86,6 +90,7 @@ APPLY_TIMEOUT = 10.0  # seconds after a key press before its change counts as ne
 FLOOR_P95 = 2.0  # seconds, change → applied
 FLOOR_GAP = 5.0  # seconds without a refresh of a page's status line
 RSS_EVERY = 2.0
+TICK = os.sysconf("SC_CLK_TCK")  # /proc's CPU times are in clock ticks
 
 
 def free_port():
@@ -109,18 +114,72 @@ def threads(pid):
     return len(os.listdir(f"/proc/{pid}/task"))
 
 
+def stat(path):
+    """The fields of a /proc stat file after the command name (field 3, the state, first); None if gone."""
+    try:
+        with open(path) as f:
+            return f.read().rsplit(")", 1)[1].split()  # the name may hold spaces and parentheses
+    except OSError:
+        return None
+
+
+def cpu_seconds(fields):
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime: fields 14 and 15
+
+
 def cpu_by_thread(pid):
-    """{thread id: CPU seconds (user + system)} of the process's threads."""
-    tick = os.sysconf("SC_CLK_TCK")
+    """{thread id: CPU seconds (user + system)} of the process's threads; {} if it is gone."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return {}
     out = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
+    for tid in tids:
+        fields = stat(f"/proc/{pid}/task/{tid}/stat")
+        if fields is not None:  # else it ended meanwhile
+            out[int(tid)] = cpu_seconds(fields)
+    return out
+
+
+def process_cpu(pid):
+    fields = stat(f"/proc/{pid}/stat")
+    return cpu_seconds(fields) if fields is not None else float("nan")
+
+
+def run_processes(server_pid):
+    """The server's run processes (its children running babysit.worker): {pid: start time}, the start time
+    (field 22) to tell one from a later process given the same pid."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        fields = stat(f"/proc/{entry}/stat") if entry.isdigit() else None
+        if fields is None or int(fields[1]) != server_pid or fields[0] == "Z":  # ppid; an exited one is no run's
+            continue
         try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if b"babysit.worker" in f.read():
+                    found[int(entry)] = fields[19]
         except OSError:  # ended meanwhile
             continue
-        out[int(tid)] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-    return out
+    return found
+
+
+def alive(pid, started):
+    """Whether that process still runs: a zombie (its new parent has yet to reap it) or another process
+    given its pid does not count."""
+    fields = stat(f"/proc/{pid}/stat")
+    return fields is not None and fields[0] not in ("Z", "X") and fields[19] == started
+
+
+def memory(server_pid):
+    """RSS, MB: the server's, and the server's plus its run processes'."""
+    server = rss_mb(server_pid)
+    runs = 0.0
+    for pid in run_processes(server_pid):
+        try:
+            runs += rss_mb(pid)
+        except Exception:  # ended meanwhile (psutil's NoSuchProcess, or OSError)
+            pass
+    return server, server + runs
 
 
 class Server:
@@ -202,7 +261,6 @@ class User:
         self.direction = "ArrowRight"
         self.alpha = 0.01
         self.resync = False
-        self.born = set()  # the server's threads that appeared while this user's run was made
         self.log = None  # the page's own record, read at the end
 
     def status_line(self):
@@ -366,13 +424,14 @@ def main():
     home = tempfile.mkdtemp(prefix="babysit-users-")
     log = open(os.path.join(home, "server.log"), "wb")
     print(f"store and server log in {home}; {args.users} users, {seconds:g} s, a change every {args.every:g} s each")
-    server = Server(home, args.users, log)
+    server = Server(home, args.users, log)  # its pid is the server's own: `python -m` runs it in that process
     threads_before, rss_before = thread_count(server.pid), rss_mb(server.pid)
+    seen = {}  # every run process seen, {pid: start time}: none may outlive the server
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            # a first visit, closed at once: the threads the server makes for its first session are born
-            # before any user's run is made (see the thread check)
+            # a first visit, closed at once: the server's first page load (its imports) is done before the
+            # users come
             warm = browser.new_context()
             warm_page = warm.new_page()
             warm_page.goto(server.url, timeout=120_000)
@@ -386,9 +445,7 @@ def main():
                 context.set_default_timeout(60_000)
                 context.set_default_navigation_timeout(120_000)
                 user = User(n, context)
-                before = set(cpu_by_thread(server.pid))
                 user.create(server.url)
-                user.born = set(cpu_by_thread(server.pid)) - before
                 users.append(user)
                 print(f"  user {n + 1}: run {user.run_id} made ({time.monotonic() - setup:.0f} s)", flush=True)
             made = Store(home)
@@ -405,8 +462,11 @@ def main():
             store = Store(home)
             store.new_events()  # only events from now on
             first = {u.run_id: store.run(u.run_id) for u in users}
-            rss = [(0.0, rss_mb(server.pid))]
-            cpu0 = cpu_by_thread(server.pid)
+            procs = run_processes(server.pid)
+            seen.update(procs)
+            threads0 = {pid: cpu_by_thread(pid) for pid in procs}
+            cpu0 = {pid: process_cpu(pid) for pid in procs}
+            rss = [(0.0, *memory(server.pid))]  # (time, the server's, the server's plus its run processes')
             t0, wall0 = time.monotonic(), time.time()
             next_press = [t0 + 1.0 + args.every * k / len(users) for k in range(len(users))]
             next_rss = t0 + RSS_EVERY
@@ -427,22 +487,25 @@ def main():
                         if not owner.applied(event_time, changes["alpha"][1]):
                             print(f"  an unexpected change in run {run_id}: {changes}", flush=True)
                 if now >= next_rss and now < end:
-                    rss.append((now - t0, rss_mb(server.pid)))
+                    rss.append((now - t0, *memory(server.pid)))
                     next_rss += RSS_EVERY
                 time.sleep(0.02)
             wall_end = wall0 + seconds
             last = {u.run_id: store.run(u.run_id) for u in users}
-            cpu1 = cpu_by_thread(server.pid)
-            # the thread that trained each run: born while its run was made (a run's thread starts with it),
-            # alive through the whole measurement, and the busiest of those (the others born then are pools'
-            # threads, idle, or a page's script runs, gone with their run)
-            busy, rest = {}, []
-            for user in users:
-                lasting = sorted(((cpu1[t] - cpu0[t], t) for t in user.born if t in cpu0 and t in cpu1), reverse=True)
-                if lasting:
-                    busy[lasting[0][1]] = lasting[0][0]
-                    rest += [cpu for cpu, _ in lasting[1:]]
-            distinct = len(busy) == len(users) and (not rest or min(busy.values()) > 2 * max(rest))
+            threads1 = {pid: cpu_by_thread(pid) for pid in procs}
+            cpu1 = {pid: process_cpu(pid) for pid in procs}
+            procs_end = run_processes(server.pid)
+            seen.update(procs_end)
+            # in each run process, the thread that trained is the busiest over the measurement (the others:
+            # its main thread, answering the server's requests, and numpy's BLAS threads, idle)
+            runs = {}
+            for pid in procs:
+                used = {t: cpu - threads0[pid][t] for t, cpu in threads1[pid].items() if t in threads0[pid]}
+                trainer = max(used, key=used.get) if used else None
+                runs[pid] = {"cpu": cpu1[pid] - cpu0[pid], "threads": len(threads1[pid]), "trainer": trainer,
+                             "trainer_cpu": used.get(trainer, float("nan")), "threads_stopped": None}
+            one_each = (len(procs) == len(users) and procs_end == procs
+                        and all(r["threads"] >= 2 for r in runs.values()))
             threads_training = thread_count(server.pid)
             for user in users:
                 user.read_log()
@@ -455,14 +518,38 @@ def main():
                 time.sleep(0.1)
             statuses = {u.run_id: store.run(u.run_id)[0] for u in users}
             time.sleep(1.0)
+            # a stopped run's process lives on, waiting for commands, its training thread ended and no other
+            # (that thread ends a moment after the store says stopped: a few tries)
+            deadline = time.monotonic() + 10
+            while True:
+                left = {pid: set(cpu_by_thread(pid)) if alive(pid, procs[pid]) else None for pid in procs}
+                ended = [pid for pid, r in runs.items() if left[pid] is not None and r["trainer"] not in (None, pid)
+                         and set(threads1[pid]) - left[pid] == {r["trainer"]}]
+                if len(ended) == len(runs) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            for pid, r in runs.items():
+                r["threads_stopped"] = len(left[pid]) if left[pid] is not None else 0
             threads_stopped = thread_count(server.pid)
-            busy_left = sorted(set(busy) & set(cpu_by_thread(server.pid)))
             for user in users:
                 user.context.close()
             browser.close()
         time.sleep(2.0)
-        threads_closed, rss_closed = thread_count(server.pid), rss_mb(server.pid)
+        threads_closed, rss_closed = thread_count(server.pid), memory(server.pid)
+        seen.update(run_processes(server.pid))
+        stop_started = time.monotonic()
         stopped_in = server.stop()
+        # the run processes, in sessions of their own, are not stopped with the server's: each must close its
+        # run and exit by itself once the server is gone, within the same 30 s
+        while any(alive(pid, started) for pid, started in seen.items()) and time.monotonic() < stop_started + 30:
+            time.sleep(0.1)
+        runs_gone_in = time.monotonic() - stop_started
+        outlived = sorted(pid for pid, started in seen.items() if alive(pid, started))
+        for pid in outlived:  # not left training on a shared machine
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         final = Store(home)
         statuses_after = {r: final.run(r)[0] for r in statuses}
     except BaseException:
@@ -477,18 +564,25 @@ def main():
     refreshes = {u.number: u.changes(wall0, wall_end) for u in users}
     rates = {r: (last[r][1] - first[r][1]) / max(last[r][2] - first[r][2], 1e-9) for r in first}
     half = seconds / 2
-    first_half = max(v for t, v in rss if t <= half)
-    second_half = max((v for t, v in rss if t > half), default=first_half)
-    peak = max(v for _, v in rss)
+
+    def halves(column):
+        """The peaks of the first half, of the second half, and of all of the measurement."""
+        first_half = max(sample[column] for sample in rss if sample[0] <= half)
+        second_half = max((sample[column] for sample in rss if sample[0] > half), default=first_half)
+        return first_half, second_half, max(sample[column] for sample in rss)
+
+    first_half, second_half, peak = halves(1)  # the server's
+    first_total, second_total, peak_total = halves(2)  # with its run processes
     p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
-    ended = threads_training - threads_stopped
+    fewer = threads_training - threads_stopped
     verdicts = {
         f"p95 change→applied < {FLOOR_P95:g} s": p95 < FLOOR_P95,
         f"every page kept refreshing (longest gap < {FLOOR_GAP:g} s, no page failed)":
             max(gaps.values()) < FLOOR_GAP and not any(u.errors or u.reloads or u.crashed for u in users),
-        "memory bounded (2nd-half peak ≤ 1st-half peak × 1.05 + 20 MB)": second_half <= first_half * 1.05 + 20,
-        "every run stopped, and every thread that trained ended with it":
-            all(s == "stopped" for s in statuses.values()) and distinct and not busy_left,
+        "memory bounded (server + run processes: 2nd-half peak ≤ 1st-half peak × 1.05 + 20 MB)":
+            second_total <= first_total * 1.05 + 20,
+        "every run stopped, its process's training thread ended, and no run process outlived the server":
+            all(s == "stopped" for s in statuses.values()) and one_each and len(ended) == len(runs) and not outlived,
         "the server exits on SIGTERM within 30 s": stopped_in is not None,
     }
 
@@ -506,30 +600,41 @@ def main():
                   f"α moves impossible (no slider) {u.failed_presses}; renderer crashed {u.crashed}")
     print(f"server RSS, MB: {rss_before:.0f} before any page; {rss[0][1]:.0f} at the start of the measurement, "
           f"peak {peak:.0f}, end {rss[-1][1]:.0f} (peak of 1st half {first_half:.0f}, of 2nd half {second_half:.0f}); "
-          f"{rss_closed:.0f} after the pages closed")
+          f"{rss_closed[0]:.0f} after the pages closed")
+    print(f"server + run processes RSS, MB: {rss[0][2]:.0f} at the start of the measurement, peak {peak_total:.0f}, "
+          f"end {rss[-1][2]:.0f} (peak of 1st half {first_total:.0f}, of 2nd half {second_total:.0f}); "
+          f"{rss_closed[1]:.0f} after the pages closed")
     print("steps/s per run (the store's step and flush time stamps):")
     print("  " + "  ".join(f"{r[:6]} {v:,.0f}" for r, v in rates.items()) + f"   total {sum(rates.values()):,.0f}")
+    print(f"run processes: {len(procs)} as the runs trained, "
+          + ("the same at the end of the measurement" if procs_end == procs
+             else f"{len(procs_end)} at the end of it, not the same")
+          + f"; {len(ended)} of {len(runs)} with their training thread, and only it, ended after Stop")
+    print("  CPU s over the measurement (of which its busiest thread's, the one that trained); threads as it "
+          "trained → after Stop:")
+    print("  " + "  ".join(f"{pid} {r['cpu']:.1f} ({r['trainer_cpu']:.1f}) {r['threads']}→{r['threads_stopped']}"
+                           for pid, r in sorted(runs.items())))
     print(f"server threads (median of 10 samples): {threads_before} before any page; {threads_training} with "
-          f"{len(users)} runs training; {threads_stopped} after every run stopped, pages open ({ended} fewer); "
+          f"{len(users)} runs training; {threads_stopped} after every run stopped, pages open ({fewer} fewer); "
           f"{threads_closed} after the pages closed")
-    print("threads that trained (each run's: born as it was made, the busiest of those lasting), CPU s: "
-          + " ".join(f"{v:.1f}" for v in sorted(busy.values(), reverse=True))
-          + f"; the others born then and lasting: {' '.join(f'{v:.2f}' for v in sorted(rest, reverse=True))}"
-          + ("" if distinct else " (NOT distinct: the training threads cannot be told apart)")
-          + f"; still alive after Stop: {len(busy_left)}")
     print(f"runs after Stop: {sorted(set(statuses.values()))}; after the server stopped: "
           f"{sorted(set(statuses_after.values()))}; SIGTERM → exit in "
-          + (f"{stopped_in:.1f} s" if stopped_in is not None else "more than 30 s (killed)"))
+          + (f"{stopped_in:.1f} s" if stopped_in is not None else "more than 30 s (killed)")
+          + (f"; its {len(seen)} run processes gone {runs_gone_in:.1f} s after SIGTERM" if not outlived else
+             f"; {len(outlived)} of its {len(seen)} run processes still alive 30 s after SIGTERM (killed)"))
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     for name, ok in verdicts.items():
         print(f"  {'PASS' if ok else 'FAIL'}  {name}")
     print("PASS" if all(verdicts.values()) else "FAIL")
     if args.json:
         figures = {"users": len(users), "seconds": seconds, "latencies": latencies, "p50": p50, "p95": p95,
-                   "gaps": gaps, "refreshes": refreshes, "rss": rss, "rss_before": rss_before,
-                   "rss_closed": rss_closed, "rates": rates,
+                   "gaps": gaps, "refreshes": refreshes, "rss": [(t, v) for t, v, _ in rss],
+                   "rss_total": [(t, v) for t, _, v in rss], "rss_before": rss_before,
+                   "rss_closed": rss_closed[0], "rss_closed_total": rss_closed[1], "rates": rates,
                    "threads": {"before": threads_before, "training": threads_training, "stopped": threads_stopped,
-                               "closed": threads_closed, "busy": busy, "rest": rest, "busy_left": busy_left},
+                               "closed": threads_closed},
+                   "run_processes": runs, "run_processes_ended": ended, "run_processes_outlived": outlived,
+                   "run_processes_gone_in": runs_gone_in,
                    "statuses": statuses, "stopped_in": stopped_in, "verdicts": verdicts}
         with open(args.json, "w") as f:
             json.dump(figures, f, indent=1, default=str)
