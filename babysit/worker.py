@@ -95,9 +95,9 @@ class RemoteSession:
     def _spawn(cls, request):
         ours, theirs = socket.socketpair()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (ROOT, os.environ.get("PYTHONPATH"))))}
-        try:
+        try:  # in the server's folder, where a config's relative CSV path points
             process = subprocess.Popen([sys.executable, "-m", "babysit.worker", str(theirs.fileno())],
-                                       pass_fds=(theirs.fileno(),), env=env, cwd=ROOT)
+                                       pass_fds=(theirs.fileno(),), env=env)
         finally:
             theirs.close()
         conn = Connection(ours.detach())

@@ -199,3 +199,18 @@ class TestManagerWithProcesses:
         mgr.command(second, "start").result(10)
         assert mgr.training() == [second]
         mgr.close_all()
+
+
+def test_a_relative_csv_path_means_the_servers_folder(tmp_path, monkeypatch):
+    """The run's process works in the server's folder, so a config naming ``data.csv`` finds the file the
+    server would."""
+    monkeypatch.chdir(tmp_path)
+    rows = ["x1,x2,label"] + [f"{i % 7},{i % 5},{'ab'[i % 2]}" for i in range(60)]
+    (tmp_path / "data.csv").write_text("\n".join(rows) + "\n")
+    config = RunConfig.from_dict({"data": {"csv": "data.csv", "target": "label"}, "model": {"layers": [4]}})
+    remote = RemoteSession.create(tmp_path / "store", config, settings=FAST)
+    try:
+        snap = remote.snapshot()
+        assert (snap.n_features, snap.n_classes) == (2, 2) and snap.config.data.csv == "data.csv"
+    finally:
+        remote.close()
