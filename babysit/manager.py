@@ -36,7 +36,7 @@ class SessionManager:
         self.store.recover()
 
     def create(self, config, name=None):
-        """A new run, its thread started and waiting for a start command; returns its id."""
+        """A new run, its process (or thread) started and waiting for a start command; returns its id."""
         if self.processes:
             session = RemoteSession.create(self.store.home, config, name, self.settings)
         else:
