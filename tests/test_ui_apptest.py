@@ -436,3 +436,26 @@ def test_deleting_asks_first_and_the_deleted_runs_leave_the_table():
     at = select_rows(at)
     assert at.dataframe(key="runs-table").value["id"].tolist() == [second]
     assert [r.id for r in Store().list_runs()] == [second]
+
+
+def test_a_run_process_that_does_not_answer_is_a_warning_not_a_traceback(monkeypatch):
+    """Its process busy past the wait (or gone between two looks): the page says so and tries again at its
+    next refresh; once it answers, the page is whole again."""
+    from babysit.worker import RemoteSession, WorkerError
+
+    at, run_id, session = created_run()
+    assert isinstance(session, RemoteSession)
+
+    def silent(self):
+        raise WorkerError(f"the process training run {self.run_id} did not answer within 30 s")
+
+    answering = RemoteSession.snapshot
+    monkeypatch.setattr(RemoteSession, "snapshot", silent)
+    at.run()
+    assert not at.exception
+    assert any("did not answer within 30 s. The page asks again at its next refresh." in w.value
+               for w in at.warning)
+    monkeypatch.setattr(RemoteSession, "snapshot", answering)
+    at.run()
+    assert not at.exception and not at.warning
+    assert any(m.value.startswith("**created** · step **0**") for m in at.markdown)

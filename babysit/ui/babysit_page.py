@@ -20,6 +20,7 @@ from babysit.errors import BabysitError, ConfigError
 from babysit.export import export_run, replay_config, tuned_config, write_metrics_csv
 from babysit.ui import charts, controls
 from babysit.ui.state import manager, show_problems
+from babysit.worker import WorkerError
 from models.activations import ACTIVATIONS
 
 NEW = "new:"  # widget keys of the new-run form
@@ -41,7 +42,15 @@ def render():
             del st.query_params["run"]
             st.rerun()
         return
-    live(mgr, session)
+    try:
+        live(mgr, session)
+    except WorkerError as error:
+        _unanswered(error)
+
+
+def _unanswered(error):
+    """The run's process is busy beyond the wait, or gone: say so; the next refresh tries again."""
+    st.warning(f"{error}. The page asks again at its next refresh.")
 
 
 # -- a new run ------------------------------------------------------------------------------------
@@ -255,8 +264,12 @@ def _send(run_id, kind, **args):
 
 
 def _steer(run_id, name, value):
-    session = manager().get(run_id)
-    _send(run_id, "set", changes=controls.steering_change(session.hyperparameters(), name, value))
+    try:
+        in_force = manager().get(run_id).hyperparameters()
+    except BabysitError as error:  # its process did not answer: shown like a refused command
+        st.session_state[_keys(run_id)["problem"]] = [str(error)]
+        return
+    _send(run_id, "set", changes=controls.steering_change(in_force, name, value))
 
 
 def live(mgr, session):
@@ -301,6 +314,13 @@ def live(mgr, session):
 
 @st.fragment(run_every=REFRESH)
 def live_panel(run_id):
+    try:
+        _live_panel(run_id)
+    except WorkerError as error:
+        _unanswered(error)
+
+
+def _live_panel(run_id):
     mgr = manager()
     session = mgr.get(run_id)
     keys = _keys(run_id)
@@ -322,6 +342,13 @@ def live_panel(run_id):
 def slow_panel(run_id):
     """The slower-moving charts and the event log, redrawn every few seconds: each redraw costs the
     server and the browser time that the training process on the same machine could use."""
+    try:
+        _slow_panel(run_id)
+    except WorkerError as error:
+        _unanswered(error)
+
+
+def _slow_panel(run_id):
     session = manager().get(run_id)
     snap = session.snapshot()
     axis = st.session_state.get(f"{run_id}:axis", "step")
