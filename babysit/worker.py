@@ -104,10 +104,13 @@ class RemoteSession:
         try:
             conn.send_bytes(wire.encode({"n": 0, **request}))
             reply = _receive(conn, 0, OPEN_TIMEOUT, process)
-        except BaseException:
+        except BaseException as error:
             conn.close()
             process.kill()
-            process.wait()
+            code = process.wait()
+            if isinstance(error, (EOFError, OSError)):  # it died starting: its traceback is in the server's log
+                raise WorkerError(f"the process for the run could not start (exit code {code}); "
+                                  "the server's log says why") from None
             raise
         if "error" in reply:
             process.wait(timeout=30)

@@ -214,3 +214,14 @@ def test_a_relative_csv_path_means_the_servers_folder(tmp_path, monkeypatch):
         assert (snap.n_features, snap.n_classes) == (2, 2) and snap.config.data.csv == "data.csv"
     finally:
         remote.close()
+
+
+def test_a_process_that_dies_starting_is_the_projects_error(tmp_path, monkeypatch):
+    """Say the package cannot be imported in the new process: the server gets an error it can show."""
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    (tmp_path / "babysit").mkdir()
+    (tmp_path / "babysit" / "__init__.py").write_text("raise ImportError('broken on purpose')\n")
+    monkeypatch.setattr("babysit.worker.ROOT", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(WorkerError, match=r"could not start \(exit code 1\)"):
+        RemoteSession.create(tmp_path / "store", CONFIG)
