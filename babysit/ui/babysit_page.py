@@ -20,7 +20,6 @@ from babysit.errors import BabysitError, ConfigError
 from babysit.export import export_run, replay_config, tuned_config, write_metrics_csv
 from babysit.ui import charts, controls
 from babysit.ui.state import manager, show_problems
-from babysit.worker import WorkerError
 from models.activations import ACTIVATIONS
 
 NEW = "new:"  # widget keys of the new-run form
@@ -44,13 +43,13 @@ def render():
         return
     try:
         live(mgr, session)
-    except WorkerError as error:
+    except BabysitError as error:  # its process did not answer, or could not be reopened
         _unanswered(error)
 
 
 def _unanswered(error):
     """The run's process is busy beyond the wait, or gone: say so; the next refresh tries again."""
-    st.warning(f"{error}. The page asks again at its next refresh.")
+    st.warning(f"{str(error).rstrip('.')}. The page asks again at its next refresh.")
 
 
 # -- a new run ------------------------------------------------------------------------------------
@@ -316,7 +315,7 @@ def live(mgr, session):
 def live_panel(run_id):
     try:
         _live_panel(run_id)
-    except WorkerError as error:
+    except BabysitError as error:  # its process did not answer, or could not be reopened
         _unanswered(error)
 
 
@@ -344,7 +343,7 @@ def slow_panel(run_id):
     server and the browser time that the training process on the same machine could use."""
     try:
         _slow_panel(run_id)
-    except WorkerError as error:
+    except BabysitError as error:  # its process did not answer, or could not be reopened
         _unanswered(error)
 
 
