@@ -15,6 +15,7 @@ When a run's process dies, its ``RemoteSession`` says so, and the manager reopen
 
 import collections
 import concurrent.futures
+import dataclasses
 import itertools
 import os
 import signal
@@ -306,9 +307,7 @@ class _Worker:
 
 
 def _portable(command):
-    from dataclasses import replace
-
-    return replace(command, future=None)
+    return dataclasses.replace(command, future=None)  # its future stays here
 
 
 class _Terminated(BaseException):  # not an Exception: a request being handled must not swallow it
