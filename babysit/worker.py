@@ -46,24 +46,21 @@ class RemoteCommand:
 
     def __init__(self, session, command):
         self._session = session
-        self.command = command
-        self.id, self.kind, self.args, self.source = command.id, command.kind, command.args, command.source
-
-    def describe(self):
-        return self.command.describe()
+        self.command = command  # as the process queued it, without its future
 
     def result(self, timeout=None):
         deadline = None if timeout is None else time.monotonic() + timeout
+        kind = self.command.kind
         while True:
-            answer = self._session._ask("result", id=self.id)
+            answer = self._session._ask("result", id=self.command.id)
             if answer["done"]:
                 if answer.get("cancelled"):
-                    raise concurrent.futures.CancelledError(f"{self.kind} was not applied: the run stopped")
+                    raise concurrent.futures.CancelledError(f"{kind} was not applied: the run stopped")
                 if answer.get("error"):
                     raise _rebuild_error(answer["error"])
                 return answer["value"]
             if deadline is not None and time.monotonic() > deadline:
-                raise concurrent.futures.TimeoutError(f"{self.kind} was not applied within {timeout} s")
+                raise concurrent.futures.TimeoutError(f"{kind} was not applied within {timeout} s")
             time.sleep(0.05)
 
 
