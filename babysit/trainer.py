@@ -57,10 +57,13 @@ def divergence_reason(cost, number, alpha, weights_finite):
     return f"a weight became non-finite at the update of step {number - 1}"
 
 
+TINY = np.finfo(np.float64).tiny  # the smallest probability a log is taken of
+
+
 def cost_accuracy(P, y):
     """Mean cross-entropy and accuracy of class probabilities P (C, m) for labels y (m,)."""
     picked = P[y, np.arange(y.size)].astype(np.float64)
-    cost = float(-np.log(np.maximum(picked, np.finfo(np.float64).tiny)).mean())
+    cost = float(-np.log(np.maximum(picked, TINY)).mean())
     accuracy = float((P.argmax(axis=0) == y).mean())
     return cost, accuracy
 
@@ -75,11 +78,15 @@ class Trainer:
         n_classes = self.data.n_classes
         # Examples are stored as rows, so gathering a mini-batch copies whole rows; the batch is then
         # seen through .T as (n_0, size), the course's layout, with no further copy.
-        self.X_rows = np.ascontiguousarray(self.data.X_train.T, dtype)  # (m, n_0)
+        # The dev examples follow the training ones in the same array, so that an evaluation is one
+        # forward pass over both.
+        self.m = self.data.X_train.shape[1]
+        rows = np.concatenate([self.data.X_train.T, self.data.X_dev.T], dtype=dtype)  # (m + m_dev, n_0)
+        self.X_rows = rows[: self.m]  # (m, n_0), contiguous
         self.Y_rows = one_hot_rows(self.data.y_train, n_classes, dtype)  # (m, C)
         self.X, self.Y = self.X_rows.T, self.Y_rows.T  # (n_0, m), (C, m) views
-        self.X_dev = np.ascontiguousarray(self.data.X_dev.T, dtype).T
-        self.m = self.X_rows.shape[0]
+        self.X_dev = rows[self.m :].T
+        self._X_all = rows.T
         sizes = (self.data.n_features, *config.model.layers, n_classes)
         n_params = sum(a * b + b for a, b in zip(sizes, sizes[1:], strict=False))
         if n_params > MAX_PARAMETERS:  # numpy would fail to allocate them, or the machine run out of memory
@@ -182,15 +189,13 @@ class Trainer:
 
     # -- measuring -----------------------------------------------------------------------------------
 
-    def _cost_accuracy(self, X, y):
-        return cost_accuracy(self.model.predict_proba(X), y)
-
     def evaluate(self):
         """Cost and accuracy on the whole training set and the dev set, with the current weights."""
-        train_cost, train_accuracy = self._cost_accuracy(self.X, self.data.y_train)
+        P = self.model.predict_proba(self._X_all)
+        train_cost, train_accuracy = cost_accuracy(P[:, : self.m], self.data.y_train)
         dev = (None, None)
         if self.data.y_dev.size:
-            dev = self._cost_accuracy(self.X_dev, self.data.y_dev)
+            dev = cost_accuracy(P[:, self.m :], self.data.y_dev)
         return Evaluation(self.step_count, train_cost, train_accuracy, *dev)
 
     def predict(self, X):
