@@ -152,7 +152,10 @@ class Session:
         # -> the store; each record is turned into columns once
         self._unfolded, self._evals_unfolded = [], []
         self._unwritten = []  # {field: array} batches already in the history, not yet in the store
-        self._health_unflushed = []
+        self._health_unflushed = []  # (step, measurements) not yet in the history
+        self._health_unwritten = []  # in the history, not yet in the store
+        self._writing = None  # the thread writing a flush while training goes on: at most one at a time
+        self._write_failure = None  # what stopped it; raised on the training thread
         self._last_evaluation, self._last_health = {}, {}
         self._series = collections.defaultdict(lambda: MinMaxSeries(self.settings.history_capacity))
         self._cost_series = self._series["cost"]
@@ -317,6 +320,8 @@ class Session:
         """The thread's turn: like ``tick()``, but the steps up to the next one with something due
         (an evaluation, health, a checkpoint, a scheduled change, the target, a flush) are trained in
         one tight loop. Same steps, same numbers, same events; less Python between two updates."""
+        if self._write_failure is not None:
+            self._wait_for_writes()  # raises it: the run pauses with the store's error
         self._apply_pending()
         if self.status != "running":
             return None
@@ -324,9 +329,9 @@ class Session:
         if plain:
             record = self._train_plain(plain)
             if self.status == "running" and time.monotonic() - self._last_flush >= self.settings.flush_every:
-                self._flush()
+                self._flush(background=True)
             return record
-        return self._train_step()
+        return self._train_step(background=True)
 
     def _plain_steps(self):
         """How many updates from here have nothing due but the guardrail (at most 4,096)."""
@@ -522,7 +527,9 @@ class Session:
 
     # -- training ---------------------------------------------------------------------------------
 
-    def _train_step(self):
+    def _train_step(self, background=False):
+        """One update and what is due at it. ``background``: periodic checkpoints and flushes are written
+        by a thread of their own while training goes on (the session's thread; ``tick()`` writes in line)."""
         trainer, settings = self.trainer, self.settings
         if trainer.step_count + 1 in self._schedule_steps:
             self._checkpoint("change")
@@ -557,7 +564,7 @@ class Session:
             self._health_unflushed.append((step, health.measure(trainer.model, trainer.optimizer.last_update,
                                                                 self._probe_X)))
         if step % settings.checkpoint_every == 0:
-            self._checkpoint("periodic")
+            self._checkpoint("periodic", background)
         if reached:
             self._target = None
             self.status = "paused"
@@ -565,7 +572,7 @@ class Session:
             self._flush()
             self._record(self._event("pause", "user", message=f"as asked, at step {step:,} (epoch {trainer.epoch})"))
         elif time.monotonic() - self._last_flush >= settings.flush_every:
-            self._flush()
+            self._flush(background)
         return record
 
     def _reset_guard(self):
@@ -619,6 +626,7 @@ class Session:
         return Event(kind, t.step_count, t.epoch, t.examples_seen, source, changes or {}, message)
 
     def _record(self, event):
+        self._wait_for_writes()  # a flush under way must not write an older status after this one
         self.store.add_event(self.run_id, event)
         with self._lock:
             self._events.append(event)
@@ -626,17 +634,15 @@ class Session:
                               epoch=self.trainer.epoch, hyperparameters=self.trainer.hp.to_dict(), error=self.error)
         return event
 
-    def _checkpoint(self, reason):
+    def _checkpoint(self, reason, background=False):
+        self._wait_for_writes()
         if self._saved == (self.trainer.step_count, self.trainer.hp) and self._stale_after is None:
-            return self._checkpoints[-1]  # this very state is saved already
-        if self._unfolded or self._unwritten:
-            self._flush()  # the metrics up to a checkpoint are stored before it: a crash leaves no gap
+            return  # this very state is saved already
         cost = self._smooth / (1 - self._g_power) if self._g_power < 1 else None  # None: nothing smoothed yet
-        info = self.store.save_checkpoint(self.run_id, self.trainer.state_dict(), reason, cost)
+        state = self.trainer.state_dict()  # copies: training may go on while it is written
         self._saved = (self.trainer.step_count, self.trainer.hp)
-        with self._lock:
-            self._checkpoints.append(info)
-        return info
+        # written after the metrics up to it: a crash leaves no gap between the two
+        self._flush(background, checkpoint=(state, reason, cost))
 
     def _checkpoint_at(self, step):
         if not isinstance(step, int) or isinstance(step, bool):
@@ -660,10 +666,12 @@ class Session:
     def _truncate_to(self, step, since=None):
         """Drop everything recorded after ``step`` (memory, store, checkpoints) and rebuild the history;
         events at ``step`` itself made after the time ``since`` are undone too."""
+        self._wait_for_writes()
         self._unfolded.clear()
         self._evals_unfolded.clear()
         self._unwritten.clear()
         self._health_unflushed.clear()
+        self._health_unwritten.clear()
         self.store.truncate_metrics(self.run_id, step)
         self.store.undo_events_after(self.run_id, step, since)
         self.store.delete_checkpoints_after(self.run_id, step, since)
@@ -739,41 +747,78 @@ class Session:
             ev = evaluations[-1]
             self._last_evaluation = {"step": ev.step, **{f: getattr(ev, f) for f in EVAL_FIELDS}}
 
-    def _flush(self):
-        """Write the metrics, health and run status gathered since the last flush to the store."""
+    def _flush(self, background=False, checkpoint=None):
+        """Write the metrics, health and run status gathered since the last flush to the store, then
+        ``checkpoint`` if given ((state, reason, cost), taken now). ``background``: a thread of its own
+        writes them while training goes on (SQLite and the file system let go of the GIL while they
+        work, so on a second core it costs training little); whatever writes next waits for it first."""
+        self._wait_for_writes()
         now = time.monotonic()
         with self._lock:
             self._fold()
-        batches = self._take(self._unwritten)
-        health_rows = self._take(self._health_unflushed)
-        metrics_written = False
-        n = sum(len(batch["step"]) for batch in batches)
-        try:
-            if batches:
-                self.store.add_metrics(self.run_id, batches[0] if len(batches) == 1 else
-                                       {f: np.concatenate([b[f] for b in batches]) for f in batches[0]})
-            metrics_written = True
-            if health_rows:
-                self.store.add_health(self.run_id, health_rows)
-        except BaseException:  # not written: keep them for the next flush, in order (and what was, not twice)
-            if not metrics_written:
-                self._unwritten[:0] = batches
-            self._health_unflushed[:0] = health_rows
-            raise
-        if n:
-            self._rate = n / max(now - self._last_flush, 1e-9)
-        best_dev = None
-        with self._lock:
+            health_rows = self._take(self._health_unflushed)
             if health_rows:
                 self._fold_health(health_rows)
                 self._last_health = health_rows[-1][1]
             dev = self._series.get("dev_cost")
-            if dev is not None and dev.count:
-                best_dev = float(np.nanmin(dev.points()[1]))
+            best_dev = float(np.nanmin(dev.points()[1])) if dev is not None and dev.count else None
+        batches = self._take(self._unwritten)
+        health_rows = self._take(self._health_unwritten) + health_rows
+        n = sum(len(batch["step"]) for batch in batches)
+        if n:
+            self._rate = n / max(now - self._last_flush, 1e-9)
         self._last_flush = now
         self._flushed_step = self.trainer.step_count
-        self.store.update_run(self.run_id, status=self.status, step=self.trainer.step_count, epoch=self.trainer.epoch,
-                              hyperparameters=self.trainer.hp.to_dict(), best_dev_cost=best_dev, error=self.error)
+        run = dict(status=self.status, step=self.trainer.step_count, epoch=self.trainer.epoch,
+                   hyperparameters=self.trainer.hp.to_dict(), best_dev_cost=best_dev, error=self.error)
+        if background:
+            self._writing = threading.Thread(target=self._write_in_background,
+                                             args=(batches, health_rows, checkpoint, run),
+                                             name=f"babysit-{self.run_id}-writer", daemon=True)
+            self._writing.start()
+        else:
+            self._write(batches, health_rows, checkpoint, run)
+
+    def _write(self, batches, health_rows, checkpoint, run):
+        written = 0  # what was written is not written twice when the rest is tried again
+        try:
+            if batches:
+                self.store.add_metrics(self.run_id, batches[0] if len(batches) == 1 else
+                                       {f: np.concatenate([b[f] for b in batches]) for f in batches[0]})
+            written = 1
+            if health_rows:
+                self.store.add_health(self.run_id, health_rows)
+            written = 2
+            if checkpoint is not None:
+                info = self.store.save_checkpoint(self.run_id, *checkpoint)
+                with self._lock:
+                    self._checkpoints.append(info)
+            written = 3
+            self.store.update_run(self.run_id, **run)
+        except BaseException:  # not written: keep it for the next flush, in order, ahead of anything newer
+            with self._lock:
+                if written < 1:
+                    self._unwritten[:0] = batches
+                if written < 2:
+                    self._health_unwritten[:0] = health_rows
+            if written < 3:
+                self._saved = None  # that state is not saved: the next checkpoint saves it
+            raise
+
+    def _write_in_background(self, *args):
+        try:
+            self._write(*args)
+        except BaseException as error:
+            self._write_failure = error
+
+    def _wait_for_writes(self):
+        """The background write, if one is under way, finished; if it failed, its error raised here."""
+        if self._writing is not None:
+            self._writing.join()
+            self._writing = None
+        error, self._write_failure = self._write_failure, None
+        if error is not None:
+            raise error
 
     # -- the view -----------------------------------------------------------------------------------
 
@@ -841,7 +886,7 @@ class Session:
             while self.status not in ("stopped", "failed"):
                 try:
                     if self._turn() is None and self.status in ("created", "paused"):  # idle: wait for a command
-                        if (self._unfolded or self._unwritten) and not self.write_error:
+                        if (self._unfolded or self._unwritten or self._writing) and not self.write_error:
                             self._flush()
                         self._wake.wait(0.25)
                         self._wake.clear()
@@ -856,6 +901,8 @@ class Session:
             except Exception:
                 pass
         finally:
+            if self._writing is not None:  # no thread outlives the session's (a failure was raised already)
+                self._writing.join()
             with self._commands_lock:
                 leftover = list(self._commands)
                 self._commands.clear()
