@@ -77,7 +77,7 @@ class MLP:
     def workspace(self, m):
         ws = self._workspaces.get(m)
         if ws is None:
-            if len(self._workspaces) >= 8:  # batch, epoch's remainder, train and dev sets, health probe: no churn
+            if len(self._workspaces) >= 8:  # batch, epoch's remainder, evaluation chunks, health probe: no churn
                 self._workspaces.pop(next(iter(self._workspaces)))
             ws = self._workspaces[m] = Workspace(self.sizes, m, self.dtype)
         return ws
