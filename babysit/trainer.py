@@ -81,7 +81,8 @@ class Trainer:
         # The dev examples follow the training ones in the same array, so that an evaluation is one
         # forward pass over both.
         self.m = self.data.X_train.shape[1]
-        rows = np.concatenate([self.data.X_train.T, self.data.X_dev.T], dtype=dtype)  # (m + m_dev, n_0)
+        rows = np.empty((self.m + self.data.X_dev.shape[1], self.data.n_features), dtype)  # C order: rows gather fast
+        rows[: self.m], rows[self.m :] = self.data.X_train.T, self.data.X_dev.T
         self.X_rows = rows[: self.m]  # (m, n_0), contiguous
         self.Y_rows = one_hot_rows(self.data.y_train, n_classes, dtype)  # (m, C)
         self.X, self.Y = self.X_rows.T, self.Y_rows.T  # (n_0, m), (C, m) views

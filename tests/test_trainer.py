@@ -403,6 +403,16 @@ class TestEvaluate:
         assert pred.shape == (t.X_dev.shape[1],)
         assert np.array_equal(pred, t.model.predict_proba(t.X_dev).argmax(axis=0))
 
+    @pytest.mark.parametrize("dtype", ["float64", "float32"])
+    def test_examples_kept_as_rows_in_data_order(self, dtype):
+        """The training and dev examples share one array of rows: each example's features are contiguous
+        (a mini-batch gathers whole rows; a strided array makes that ~100x slower on wide data), and the
+        views hold the data set's own examples, train first."""
+        t = Trainer(make_config(dtype=dtype))
+        assert t.X_rows.flags.c_contiguous and t.X_rows.strides[1] == t.X_rows.itemsize
+        np.testing.assert_array_equal(t.X, t.data.X_train.astype(dtype))
+        np.testing.assert_array_equal(t.X_dev, t.data.X_dev.astype(dtype))
+
     def test_one_hot_rows(self):
         """one_hot_rows puts a 1 in column y of each example's row."""
         Y = one_hot_rows(np.array([2, 0, 1]), 3, np.float32)
