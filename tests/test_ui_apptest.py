@@ -241,6 +241,23 @@ def test_start_trains_in_the_background_and_pause_stops_it():
     assert not button(at, "Resume").disabled
 
 
+def test_the_live_charts_are_drawn_from_the_runs_figures():
+    at, run_id, session = created_run()
+    at.number_input(key=f"{run_id}:n").set_value(1000).run()
+    button(at, "Step 1,000").click().run()
+    until(lambda: any(e.kind == "pause" for e in session.snapshot().events), "1,000 steps then a pause")
+    at.run()
+    drawn = {c.key: json.loads(c.proto.json_args) for c in at.get("component_instance")}
+    assert set(drawn) == {f"{run_id}:{name}" for name in ("cost", "accuracy", "boundary", "health")}
+    for args in drawn.values():  # the frame is sized to the figure
+        assert args["height"] == json.loads(args["spec"])["layout"]["height"]
+    cost = json.loads(drawn[f"{run_id}:cost"]["spec"])
+    assert {"mini-batch cost", "train cost", "dev cost"} <= {t.get("name") for t in cost["data"]}
+    assert run_id in cost["layout"]["uirevision"]  # the same view across redraws of this run
+    accuracy = json.loads(drawn[f"{run_id}:accuracy"]["spec"])
+    assert {"train accuracy", "dev accuracy"} <= {t.get("name") for t in accuracy["data"]}
+
+
 def test_step_n_trains_exactly_n_updates_then_pauses():
     at, run_id, session = created_run()
     at.number_input(key=f"{run_id}:n").set_value(37).run()

@@ -22,7 +22,7 @@ if not os.path.exists("/usr/bin/chromium"):
                 allow_module_level=True)
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-test.txt)")
 
-from playwright.sync_api import expect  # noqa: E402
+from playwright.sync_api import Error, expect  # noqa: E402
 
 from babysit.config import RunConfig  # noqa: E402
 from babysit.store import Store  # noqa: E402
@@ -33,7 +33,8 @@ ALPHA = "α, learning rate"
 NOTCHES = ["0.0126", "0.0158", "0.02"]  # from 0.01, each notch of the α slider multiplies it by 10^0.1 ≈ 1.26
 BROKEN_CSV = b"x,y,label\n1,oops,a\n2,3,b\n"
 WAIT = 30_000  # ms, for anything the server has to draw
-# the cost chart's plotly element (plotly keeps its traces on it as .data)
+# the cost chart's plotly element (plotly keeps its traces on it as .data); each live chart is drawn in
+# a frame of its own
 COST_CHART = ("[...document.querySelectorAll('.js-plotly-plot')]"
               ".find(g => (g.data || []).some(t => t.name === 'mini-batch cost'))")
 
@@ -90,10 +91,35 @@ def alpha_slider(page):
     return page.get_by_test_id("stSidebar").get_by_role("slider", name=ALPHA)
 
 
+def chart_frames(page):
+    """The frames of the live charts that plotly has drawn in."""
+    found = []
+    for frame in page.frames:
+        try:
+            if frame != page.main_frame and frame.evaluate("() => !!document.querySelector('.js-plotly-plot')"):
+                found.append(frame)
+        except Error:  # a frame being replaced by a redraw of the page
+            continue
+    return found
+
+
+def cost_chart_frame(page):
+    for frame in chart_frames(page):
+        try:
+            if frame.evaluate(f"() => !!({COST_CHART})"):
+                return frame
+        except Error:
+            continue
+    return None
+
+
 def cost_chart_data(page):
     """Name and number of points of each trace of the cost chart, read from plotly's own data (x may
     arrive base64-packed as {dtype, bdata}: the points plotly computed are counted instead)."""
-    return page.evaluate(f"""() => {{
+    frame = cost_chart_frame(page)
+    if frame is None:
+        return None
+    return frame.evaluate(f"""() => {{
         const chart = {COST_CHART};
         if (!chart) return null;
         return chart.data.map((t, i) => ({{name: t.name, n: (chart.calcdata[i] || []).length,
@@ -142,8 +168,7 @@ def test_b_the_cost_chart_gains_points_while_it_trains(page, server, artifacts, 
     until(lambda: status(page)[1] > first, "the status line's step to grow", timeout=20)
     _, second = status(page)
     assert second > first
-    expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible()
-    assert page.locator(".js-plotly-plot").count() >= 2  # cost, accuracy, decision boundary, health
+    until(lambda: len(chart_frames(page)) == 4, "the cost, accuracy, decision boundary and health charts")
 
     points = until(lambda: (d := cost_chart_data(page)) and {t["name"]: t["n"] for t in d}.get("mini-batch cost"),
                    "points on the cost chart")
@@ -151,6 +176,43 @@ def test_b_the_cost_chart_gains_points_while_it_trains(page, server, artifacts, 
                   or None, "the cost chart to redraw with new points", timeout=20)
     assert later
     shot(page, artifacts, "02-training")
+
+
+def test_b_a_zoomed_cost_chart_stays_zoomed_while_it_redraws(page, server, artifacts, journey):
+    (run_id,) = needs(journey, "run_id")
+    assert status(page)[0] == "running"
+    frame = cost_chart_frame(page)
+
+    def view():
+        return frame.evaluate(f"""() => {{ const c = {COST_CHART};
+            return {{range: c._fullLayout.xaxis.range, auto: c._fullLayout.xaxis.autorange,
+                     n: c.calcdata[0].length, last: c.calcdata[0][c.calcdata[0].length - 1].x}}; }}""")
+
+    before = view()
+    assert before["auto"]
+    # as a user zooms: drag across the middle of the cost plot, along x
+    box = frame.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.3, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.6, y + 2, steps=8)
+    page.mouse.up()
+    zoomed = until(lambda: (v := view()) and not v["auto"] and v, "the cost chart to zoom")
+    width = before["range"][1] - before["range"][0]
+    assert zoomed["range"][1] - zoomed["range"][0] < 0.5 * width
+
+    # redraws with new points come and go; the view the user chose stays
+    until(lambda: view()["last"] > zoomed["last"] or None, "the cost chart to redraw with new points", timeout=20)
+    time.sleep(1.5)
+    after = view()
+    assert after["last"] > zoomed["last"]
+    assert not after["auto"]
+    assert after["range"] == pytest.approx(zoomed["range"])
+    shot(page, artifacts, "02b-zoomed-while-training")
+
+    # a double click is plotly's way back to the whole curve, and it then follows the new points again
+    page.mouse.dblclick(box["x"] + box["width"] * 0.5, y)
+    until(lambda: view()["auto"], "the cost chart to zoom back out")
 
 
 def test_c_alpha_moved_with_the_keyboard_while_it_trains(page, server, artifacts, journey):
@@ -179,17 +241,22 @@ def test_c_alpha_moved_with_the_keyboard_while_it_trains(page, server, artifacts
 
     until(lambda: "→ 0.02" in marker_text(), "the change's marker on the cost chart")
     assert "alpha 0.01 → " in marker_text()
-    assert page.locator(".js-plotly-plot .shapelayer path").count() >= 2  # the chance line and a change line
+    # the chance line and a change line
+    assert cost_chart_frame(page).locator(".js-plotly-plot .shapelayer path").count() >= 2
     # the α row's tick labels are values of α once it spans the change (a bare "2" for 0.02 read as α = 2)
     def alpha_ticks():
-        return page.evaluate(f"""() => [...({COST_CHART}).querySelectorAll('.yaxislayer-above .y2tick text')]
-                                         .map(t => t.textContent.replace('\u2212', '-'))""")
+        return cost_chart_frame(page).evaluate(f"""() => [...({COST_CHART})
+            .querySelectorAll('.yaxislayer-above .y2tick text')].map(t => t.textContent.replace('\u2212', '-'))""")
 
     labels = until(lambda: "0.02" in (t := alpha_ticks()) and t, "a tick labelled 0.02 on the α row")
     assert all(0.001 <= float(label) <= 0.1 for label in labels), labels
 
     time.sleep(1.5)  # a redraw or two later the slider still shows what the user chose
     expect(slider).to_have_attribute("aria-valuetext", "0.02")
+    # the event log, drawn with the page and redrawn when an event comes, lists it (its grid keeps the
+    # cells it draws on a canvas in a table for screen readers too)
+    log = page.get_by_test_id("stDataFrame").last.locator("table")
+    expect(log).to_contain_text(re.compile(r"alpha 0\.\d+ → 0\.02 at step"), timeout=WAIT)
     shot(page, artifacts, "03-after-alpha-change")
 
 
