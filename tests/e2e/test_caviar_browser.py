@@ -27,6 +27,7 @@ if not os.path.exists("/usr/bin/chromium"):
                 allow_module_level=True)
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-test.txt)")
 
+from live_charts import COST_CHART  # noqa: E402
 from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 from playwright.sync_api import expect  # noqa: E402
 
@@ -41,8 +42,6 @@ STUDY_DEADLINE = 120_000  # ms: the cluster starts (seconds) and the study train
 ROW_HEIGHT = 35  # px: the height of the grid's header and of each of its rows (Streamlit's default)
 UNIFORM_WARNING = "alpha: uniform over 0.0001 … 1 puts ~90% of the samples in 0.1 … 1"
 FRESH = '[data-testid="stElementContainer"]:not([data-stale="true"])'  # drawn by the newest rerun
-COST_CHART = ("[...document.querySelectorAll('.js-plotly-plot')]"
-              ".find(g => (g.data || []).some(t => t.name === 'mini-batch cost'))")
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,8 @@ if not os.path.exists("/usr/bin/chromium"):
                 allow_module_level=True)
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-test.txt)")
 
-from playwright.sync_api import Error, expect  # noqa: E402
+from live_charts import COST_CHART, chart_count, cost_chart_box  # noqa: E402
+from playwright.sync_api import expect  # noqa: E402
 
 from babysit.config import RunConfig  # noqa: E402
 from babysit.store import Store  # noqa: E402
@@ -33,10 +34,6 @@ ALPHA = "α, learning rate"
 NOTCHES = ["0.0126", "0.0158", "0.02"]  # from 0.01, each notch of the α slider multiplies it by 10^0.1 ≈ 1.26
 BROKEN_CSV = b"x,y,label\n1,oops,a\n2,3,b\n"
 WAIT = 30_000  # ms, for anything the server has to draw
-# the cost chart's plotly element (plotly keeps its traces on it as .data); each live chart is drawn in
-# a frame of its own
-COST_CHART = ("[...document.querySelectorAll('.js-plotly-plot')]"
-              ".find(g => (g.data || []).some(t => t.name === 'mini-batch cost'))")
 
 
 @pytest.fixture(scope="module")
@@ -91,35 +88,10 @@ def alpha_slider(page):
     return page.get_by_test_id("stSidebar").get_by_role("slider", name=ALPHA)
 
 
-def chart_frames(page):
-    """The frames of the live charts that plotly has drawn in."""
-    found = []
-    for frame in page.frames:
-        try:
-            if frame != page.main_frame and frame.evaluate("() => !!document.querySelector('.js-plotly-plot')"):
-                found.append(frame)
-        except Error:  # a frame being replaced by a redraw of the page
-            continue
-    return found
-
-
-def cost_chart_frame(page):
-    for frame in chart_frames(page):
-        try:
-            if frame.evaluate(f"() => !!({COST_CHART})"):
-                return frame
-        except Error:
-            continue
-    return None
-
-
 def cost_chart_data(page):
     """Name and number of points of each trace of the cost chart, read from plotly's own data (x may
     arrive base64-packed as {dtype, bdata}: the points plotly computed are counted instead)."""
-    frame = cost_chart_frame(page)
-    if frame is None:
-        return None
-    return frame.evaluate(f"""() => {{
+    return page.evaluate(f"""() => {{
         const chart = {COST_CHART};
         if (!chart) return null;
         return chart.data.map((t, i) => ({{name: t.name, n: (chart.calcdata[i] || []).length,
@@ -168,7 +140,7 @@ def test_b_the_cost_chart_gains_points_while_it_trains(page, server, artifacts, 
     until(lambda: status(page)[1] > first, "the status line's step to grow", timeout=20)
     _, second = status(page)
     assert second > first
-    until(lambda: len(chart_frames(page)) == 4, "the cost, accuracy, decision boundary and health charts")
+    until(lambda: chart_count(page) == 4, "the cost, accuracy, decision boundary and health charts")
 
     points = until(lambda: (d := cost_chart_data(page)) and {t["name"]: t["n"] for t in d}.get("mini-batch cost"),
                    "points on the cost chart")
@@ -181,17 +153,15 @@ def test_b_the_cost_chart_gains_points_while_it_trains(page, server, artifacts, 
 def test_b_a_zoomed_cost_chart_stays_zoomed_while_it_redraws(page, server, artifacts, journey):
     (run_id,) = needs(journey, "run_id")
     assert status(page)[0] == "running"
-    frame = cost_chart_frame(page)
-
     def view():
-        return frame.evaluate(f"""() => {{ const c = {COST_CHART};
+        return page.evaluate(f"""() => {{ const c = {COST_CHART};
             return {{range: c._fullLayout.xaxis.range, auto: c._fullLayout.xaxis.autorange,
                      n: c.calcdata[0].length, last: c.calcdata[0][c.calcdata[0].length - 1].x}}; }}""")
 
     before = view()
     assert before["auto"]
     # as a user zooms: drag across the middle of the cost plot, along x
-    box = frame.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+    box = cost_chart_box(page, ".nsewdrag")
     y = box["y"] + box["height"] / 2
     page.mouse.move(box["x"] + box["width"] * 0.3, y)
     page.mouse.down()
@@ -242,10 +212,10 @@ def test_c_alpha_moved_with_the_keyboard_while_it_trains(page, server, artifacts
     until(lambda: "→ 0.02" in marker_text(), "the change's marker on the cost chart")
     assert "alpha 0.01 → " in marker_text()
     # the chance line and a change line
-    assert cost_chart_frame(page).locator(".js-plotly-plot .shapelayer path").count() >= 2
+    assert page.evaluate(f"() => {COST_CHART}.querySelectorAll('.shapelayer path').length") >= 2
     # the α row's tick labels are values of α once it spans the change (a bare "2" for 0.02 read as α = 2)
     def alpha_ticks():
-        return cost_chart_frame(page).evaluate(f"""() => [...({COST_CHART})
+        return page.evaluate(f"""() => [...({COST_CHART})
             .querySelectorAll('.yaxislayer-above .y2tick text')].map(t => t.textContent.replace('\u2212', '-'))""")
 
     labels = until(lambda: "0.02" in (t := alpha_ticks()) and t, "a tick labelled 0.02 on the α row")
