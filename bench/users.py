@@ -23,14 +23,16 @@ all are made, each starts its own. Then, for ``--seconds``:
 
 The run processes are the server's children (/proc/<pid>/stat) whose command line names
 ``babysit.worker``. While the runs train there must be exactly N of them, the same through the
-measurement, each with at least two threads; each one's CPU time over the measurement is recorded,
-and its busiest thread then (/proc/<pid>/task/<tid>/stat) is the one that trained. At the end each
-user presses Stop: in each run process that thread, and no other, must end with its run, the process
-living on (a stopped run's process waits for the server's commands, with its main thread and numpy's
-BLAS threads). The server's own thread counts (/proc/<pid>/task) are printed too, for what they are
-worth: Streamlit and anyio keep pools of threads that come and go. Then the pages close, and the
-server is stopped with SIGTERM: it must exit by itself within 30 s, and within the same 30 s no run
-process may be left.
+measurement, each with at least two threads that lived through it; each one's CPU time over the
+measurement is recorded, and its busiest thread then (/proc/<pid>/task/<tid>/stat) is the one that
+trained. (A run's periodic writes each have a short-lived thread of their own; one may be caught at
+either end of the measurement, so only the threads present at both ends count.) At the end each user
+presses Stop: in each run process that thread, and no other, must end with its run, no thread may
+be left that was not there through the measurement, and the process lives on (a stopped run's
+process waits for the server's commands, with its main thread and numpy's BLAS threads). The
+server's own thread counts (/proc/<pid>/task) are printed too, for what they are worth: Streamlit
+and anyio keep pools of threads that come and go. Then the pages close, and the server is stopped
+with SIGTERM: it must exit by itself within 30 s, and within the same 30 s no run process may be left.
 
 A page whose Streamlit frontend fails (an uncaught error in the page, the app gone blank) is
 reported with its errors; one that fails before the measurement is reloaded once, as its user would.
@@ -505,7 +507,8 @@ def main():
             for pid in procs:
                 used = {t: cpu - threads0[pid][t] for t, cpu in threads1[pid].items() if t in threads0[pid]}
                 trainer = max(used, key=used.get) if used else None
-                runs[pid] = {"cpu": cpu1[pid] - cpu0[pid], "threads": len(threads1[pid]), "trainer": trainer,
+                runs[pid] = {"cpu": cpu1[pid] - cpu0[pid], "threads": len(used), "lasting": set(used),
+                             "trainer": trainer,
                              "trainer_cpu": used.get(trainer, float("nan")), "threads_stopped": None}
             one_each = (len(procs) == len(users) and procs_end == procs
                         and all(r["threads"] >= 2 for r in runs.values()))
@@ -527,7 +530,7 @@ def main():
             while True:
                 left = {pid: set(cpu_by_thread(pid)) if alive(pid, procs[pid]) else None for pid in procs}
                 ended = [pid for pid, r in runs.items() if left[pid] is not None and r["trainer"] not in (None, pid)
-                         and set(threads1[pid]) - left[pid] == {r["trainer"]}]
+                         and r["lasting"] - left[pid] == {r["trainer"]} and left[pid] <= r["lasting"]]
                 if len(ended) == len(runs) or time.monotonic() > deadline:
                     break
                 time.sleep(0.2)
@@ -613,8 +616,8 @@ def main():
           + ("the same at the end of the measurement" if procs_end == procs
              else f"{len(procs_end)} at the end of it, not the same")
           + f"; {len(ended)} of {len(runs)} with their training thread, and only it, ended after Stop")
-    print("  CPU s over the measurement (of which its busiest thread's, the one that trained); threads as it "
-          "trained → after Stop:")
+    print("  CPU s over the measurement (of which its busiest thread's, the one that trained); threads that lived "
+          "through it → after Stop:")
     print("  " + "  ".join(f"{pid} {r['cpu']:.1f} ({r['trainer_cpu']:.1f}) {r['threads']}→{r['threads_stopped']}"
                            for pid, r in sorted(runs.items())))
     print(f"server threads (median of 10 samples): {threads_before} before any page; {threads_training} with "

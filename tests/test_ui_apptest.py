@@ -132,6 +132,10 @@ def test_the_form_creates_a_run_and_shows_its_controls():
 
 def test_the_export_tab_offers_the_files_and_names_the_run_once():
     at, run_id, session = created_run()
+    assert [t.label for t in at.tabs] == ["Rewind & branch", "LR probe", "Export"]
+    assert not at.download_button  # only the open tab is drawn
+    at.session_state[f"{run_id}:tab"] = "Export"  # as a click on the tab does
+    at.run()
     labels = [b.label for b in at.download_button]
     assert labels == ["Tuned config (JSON)", "Run config with its schedule (JSON)", "Metrics (CSV)",
                       "The whole bundle (zip)"]

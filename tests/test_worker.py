@@ -225,3 +225,27 @@ def test_a_process_that_dies_starting_is_the_projects_error(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     with pytest.raises(WorkerError, match=r"could not start \(exit code 1\)"):
         RemoteSession.create(tmp_path / "store", CONFIG)
+
+
+def _environment(pid):
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        return dict(item.decode().split("=", 1) for item in f.read().split(b"\0") if b"=" in item)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/environ"), reason="reads a process's environment from /proc")
+def test_a_runs_process_has_one_blas_thread_unless_the_user_says_otherwise(tmp_path, monkeypatch):
+    """BLAS's helper threads spin while they wait and would take the core the run trains on."""
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    remote = RemoteSession.create(tmp_path, CONFIG, settings=FAST)
+    try:
+        env = _environment(remote._process.pid)
+        assert (env["OPENBLAS_NUM_THREADS"], env["OMP_NUM_THREADS"], env["MKL_NUM_THREADS"]) == ("1", "1", "1")
+    finally:
+        remote.close()
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    remote = RemoteSession.create(tmp_path, CONFIG, settings=FAST)
+    try:
+        assert _environment(remote._process.pid)["OPENBLAS_NUM_THREADS"] == "2"
+    finally:
+        remote.close()

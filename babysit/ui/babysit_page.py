@@ -307,13 +307,19 @@ def live(mgr, session):
     # seconds costs the browser about 0.08 of a core, taken from the training on the same machine
     st.markdown("**Event log**")
     st.dataframe(_event_table(snap.events), hide_index=True, height=220, key=f"{run_id}:events")
-    rewind, probe, export = st.tabs(["Rewind & branch", "LR probe", "Export"])
-    with rewind:
-        _rewind_tab(mgr, session, snap)
-    with probe:
-        _probe_tab(session, snap)
-    with export:
-        _export_tab(mgr, session, snap)
+    # only the open tab is drawn: the browser's work at every refresh of the live charts grows with what the
+    # page holds, and the three tabs' contents (the snippets' highlighted code above all) doubled it
+    rewind, probe, export = st.tabs(["Rewind & branch", "LR probe", "Export"], key=f"{run_id}:tab",
+                                    on_change="rerun")
+    if rewind.open:
+        with rewind:
+            _rewind_tab(mgr, session, snap)
+    if probe.open:
+        with probe:
+            _probe_tab(session, snap)
+    if export.open:
+        with export:
+            _export_tab(mgr, session, snap)
 
 
 @st.fragment(run_every=REFRESH)

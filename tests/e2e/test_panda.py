@@ -185,6 +185,31 @@ def test_b_a_zoomed_cost_chart_stays_zoomed_while_it_redraws(page, server, artif
     until(lambda: view()["auto"], "the cost chart to zoom back out")
 
 
+def test_b_a_chart_scrolled_out_of_view_waits_and_catches_up_when_it_comes_back(page, server, artifacts, journey):
+    (run_id,) = needs(journey, "run_id")
+    assert status(page)[0] == "running"
+
+    def points():
+        return {t["name"]: t["n"] for t in cost_chart_data(page)}["mini-batch cost"]
+
+    def cost_chart_in_view():
+        return page.evaluate(f"""() => {{ const r = ({COST_CHART}).ownerDocument.defaultView.frameElement
+            .getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight; }}""")
+
+    page.get_by_role("tab", name="Export").scroll_into_view_if_needed()  # down to the tabs
+    until(lambda: not cost_chart_in_view(), "the cost chart to scroll out of view")
+    time.sleep(0.5)  # a redraw under way when it left may still land
+    hidden, step = points(), status(page)[1]
+    until(lambda: status(page)[1] > step + 1000, "the run to train on", timeout=20)
+    time.sleep(2.5)  # two refreshes or more, each sending the chart a new figure
+    assert points() == hidden  # not redrawn out of view
+
+    page.get_by_text("Event log", exact=True).scroll_into_view_if_needed()
+    page.evaluate(f"() => ({COST_CHART}).ownerDocument.defaultView.frameElement.scrollIntoView()")
+    until(cost_chart_in_view, "the cost chart back in view")
+    until(lambda: points() != hidden or None, "the cost chart to draw the newest figure", timeout=10)
+
+
 def test_c_alpha_moved_with_the_keyboard_while_it_trains(page, server, artifacts, journey):
     (run_id,) = needs(journey, "run_id")
     assert status(page)[0] == "running"
