@@ -20,7 +20,9 @@ import collections
 import concurrent.futures
 import itertools
 import math
+import os
 import sqlite3
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -55,6 +57,7 @@ class SessionSettings:
     guard_smoothing: float = 0.98  # weight of the smoothed cost's average (≈ the last 50 steps)
     probe_size: int = 256  # examples in the fixed batch that health is measured on
     history_capacity: int = 1024  # buckets kept per drawn series
+    thread_nice: int = 0  # how much lower the training thread's priority is than its process's (Linux only)
 
     def __post_init__(self):
         if not 0 < self.flush_every <= 1:
@@ -64,6 +67,8 @@ class SessionSettings:
                 raise ConfigError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
         if not self.guard_factor > 1:
             raise ConfigError(f"guard_factor must be > 1, got {self.guard_factor}")
+        if not isinstance(self.thread_nice, int) or not 0 <= self.thread_nice <= 19:
+            raise ConfigError(f"thread_nice must be an integer in [0, 19], got {self.thread_nice!r}")
 
 
 @dataclass(frozen=True)
@@ -882,6 +887,8 @@ class Session:
             self._thread.start()
 
     def _loop(self):
+        if self.settings.thread_nice:
+            _lower_this_threads_priority(self.settings.thread_nice)
         try:
             while self.status not in ("stopped", "failed"):
                 try:
@@ -954,3 +961,16 @@ def _undone(event):
 def _num(value):
     value = float(value)
     return None if math.isnan(value) else value
+
+
+def _lower_this_threads_priority(by):
+    """Linux schedules each thread on its own: lower the calling thread's priority only, so that the
+    process's other threads (answering the page's requests) keep theirs. Elsewhere a nice value is the
+    whole process's: left alone."""
+    if not sys.platform.startswith("linux"):
+        return
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + by)
+    except OSError:  # not allowed here: training goes on at the process's priority
+        pass

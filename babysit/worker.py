@@ -2,9 +2,9 @@
 
 Python runs one thread at a time per process: a run training in the server's process would hold up
 every page's redraw, and eight of them would starve the page. So the server spawns one process per run
-(``python -m babysit.worker``, a little nicer than the server so that the page comes first), which
-holds the real ``Session`` and its training thread and answers the server's requests over a socket
-pair: commands, snapshots, predictions for the decision boundary. ``RemoteSession`` is the server's
+(``python -m babysit.worker``, its training thread a little nicer than the server so that the page comes
+first), which holds the real ``Session`` and its training thread and answers the server's requests over
+a socket pair: commands, snapshots, predictions for the decision boundary. ``RemoteSession`` is the server's
 end and offers what the pages use of a ``Session``.
 
 The messages are ``babysit.wire``'s (JSON and raw arrays, no pickle). When the server dies, its
@@ -31,7 +31,7 @@ from babysit.errors import BabysitError, ConfigError, DataError, DivergedError
 from babysit.store import StoreError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NICE = 5  # how much lower a training process's priority is than the server's (BABYSIT_RUN_NICE)
+NICE = 5  # how much lower a run's training thread's priority is than the server's (BABYSIT_RUN_NICE)
 REPLY_TIMEOUT = 30.0  # seconds a request may wait for its answer
 OPEN_TIMEOUT = 300.0  # making or reopening a run loads its data set, which can take a while
 # One BLAS thread per run unless the user says otherwise: a run trains in one thread on small matrices,
@@ -320,15 +320,21 @@ def _terminated(signum, frame):
     raise _Terminated()
 
 
+def _nice():
+    """How much lower the training thread's priority is than the server's (BABYSIT_RUN_NICE). Only the
+    training thread is lowered: the process's main thread answers the page's requests (snapshots, the
+    decision boundary) at the server's priority, so a page does not wait on a starved run."""
+    try:
+        return min(max(int(os.environ.get("BABYSIT_RUN_NICE", NICE)), 0), 19)
+    except ValueError:
+        return NICE
+
+
 def main(fd):
     """Serve one run over the socket ``fd`` until the server closes it or goes away."""
     from babysit.session import Session, SessionSettings
     from babysit.store import Store
 
-    try:
-        os.nice(int(os.environ.get("BABYSIT_RUN_NICE", NICE)))
-    except (OSError, ValueError):
-        pass
     # a Ctrl-C in the server's terminal reaches its whole process group: the server stops its runs itself
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _terminated)
@@ -338,7 +344,7 @@ def main(fd):
         request = wire.decode(conn.recv_bytes())
         try:
             store = Store(request["home"])
-            settings = request["settings"] or SessionSettings()
+            settings = dataclasses.replace(request["settings"] or SessionSettings(), thread_nice=_nice())
             if request["op"] == "create":
                 session = Session.create(store, request["config"], request["name"], settings)
             else:

@@ -3,6 +3,8 @@
 import dataclasses
 import json
 import math
+import os
+import sys
 import threading
 import time
 
@@ -924,3 +926,23 @@ class TestReopen:
         assert reopened.trainer.step_count == 20 and reopened.trainer.hp.alpha == 0.07
         assert reopened.snapshot().events[-1] == Event("change", 20, 4, 640, "user", {"alpha": [0.01, 0.07]},
                                                        time=reopened.snapshot().events[-1].time)
+
+
+@pytest.mark.parametrize("value", [-1, 20, 2.5, "5"])
+def test_a_training_thread_priority_out_of_range_is_refused(value):
+    with pytest.raises(ConfigError, match=r"thread_nice must be an integer in \[0, 19\]"):
+        SessionSettings(thread_nice=value)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own priority is Linux's")
+def test_the_training_thread_alone_is_lowered_in_priority(store):
+    session = Session.create(store, make_config(), settings=SessionSettings(thread_nice=2))
+    ours = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    try:
+        session.start_thread()
+        session.submit("step", n=50).result(10)
+        tid = session._thread.native_id
+        assert os.getpriority(os.PRIO_PROCESS, tid) == min(ours + 2, 19)
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == ours  # this thread untouched
+    finally:
+        session.close()

@@ -5,6 +5,7 @@ A run's process is driven here as the server drives it: through ``RemoteSession`
 
 import os
 import signal
+import sys
 import time
 
 import numpy as np
@@ -247,5 +248,29 @@ def test_a_runs_process_has_one_blas_thread_unless_the_user_says_otherwise(tmp_p
     remote = RemoteSession.create(tmp_path, CONFIG, settings=FAST)
     try:
         assert _environment(remote._process.pid)["OPENBLAS_NUM_THREADS"] == "2"
+    finally:
+        remote.close()
+
+
+def _nice_of(pid, tid):
+    with open(f"/proc/{pid}/task/{tid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[16])  # field 19, nice
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own priority is Linux's")
+def test_only_the_training_thread_is_lowered_in_priority(tmp_path, monkeypatch):
+    """The process's main thread answers the page's requests at the server's priority; the training
+    thread (and the writes it starts) runs BABYSIT_RUN_NICE lower."""
+    monkeypatch.setenv("BABYSIT_RUN_NICE", "3")
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    remote = RemoteSession.create(tmp_path, CONFIG, settings=FAST)
+    try:
+        remote.submit("start").result(10)
+        pid = remote._process.pid
+        until(lambda: len(os.listdir(f"/proc/{pid}/task")) >= 2, "the training thread")
+        nices = {int(tid): _nice_of(pid, tid) for tid in os.listdir(f"/proc/{pid}/task")}
+        assert nices.pop(pid) == ours  # the main thread
+        assert min(ours + 3, 19) in nices.values()
+        assert remote.snapshot().status == "running"
     finally:
         remote.close()
