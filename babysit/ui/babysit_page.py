@@ -294,7 +294,11 @@ def live(mgr, session):
             del st.query_params["run"]
             st.rerun()
     _buttons(run_id, snap)
-    _guardrail(run_id, snap)
+    # in a container that is always there, empty or not: the live fragment below must keep its place in the
+    # page, or a refresh already under way when the guardrail's offers go draws its status line where it
+    # was, and that line stays as a second, stale one
+    with st.container():
+        _guardrail(run_id, snap)
     st.session_state[keys["drawn"]] = _drawn(snap)
     cols = st.columns([2, 2, 3])
     cols[0].radio("x axis", list(charts.AXES), horizontal=True, key=f"{run_id}:axis", format_func=charts.AXES.get)

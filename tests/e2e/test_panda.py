@@ -351,3 +351,36 @@ def test_h_after_a_server_restart_the_run_and_its_history_are_there(page, server
     assert "→ 0.02" in " ".join(traces["events"]["text"])
     assert run_id in [r.id for r in read_store(server.home, lambda s: s.list_runs())]
     shot(page, artifacts, "07-after-restart")
+
+
+def test_i_a_run_resumed_from_a_guardrail_pause_shows_one_status_line(page, server, artifacts):
+    """The guardrail's offers go when the run resumes; the live part of the page below them keeps its place
+    (a refresh under way at that moment once left a second, stale status line behind)."""
+    page.goto(server.url)
+    create = page.get_by_role("button", name="Create run")
+    expect(create).to_be_enabled(timeout=60_000)
+    create.click()
+    page.wait_for_url(RUN_URL, timeout=WAIT)
+    run_id = RUN_URL.search(page.url).group(1)
+    page.get_by_role("button", name="Start").click()
+    expect(status_line(page)).to_contain_text("running", timeout=WAIT)
+
+    slider = alpha_slider(page)
+    slider.focus()
+    slider.press("End")  # α = 1: the cost blows up
+    expect(page.get_by_text("Paused by the guardrail")).to_be_visible(timeout=WAIT)
+    shot(page, artifacts, "08-guardrail")
+    slider.focus()
+    slider.press("Home")  # the smallest α, applied while paused
+    until(lambda: read_store(server.home, lambda s: s.get_run(run_id).hyperparameters["alpha"]) < 1e-3,
+          "the lowered α to be applied")
+
+    page.get_by_role("button", name="Resume", exact=True).click()
+    expect(page.get_by_text("Paused by the guardrail")).to_have_count(0, timeout=WAIT)
+    deadline = time.monotonic() + 5  # several refreshes
+    while time.monotonic() < deadline:
+        assert status_line(page).count() == 1, status_line(page).all_inner_texts()
+        time.sleep(0.2)
+    expect(status_line(page)).to_contain_text("running")
+    page.get_by_role("button", name="Stop").click()
+    expect(status_line(page)).to_contain_text("stopped", timeout=WAIT)
