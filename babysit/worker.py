@@ -4,8 +4,8 @@ Python runs one thread at a time per process: a run training in the server's pro
 every page's redraw, and eight of them would starve the page. So the server spawns one process per run
 (``python -m babysit.worker``, its training thread a little nicer than the server so that the page comes
 first), which holds the real ``Session`` and its training thread and answers the server's requests over
-a socket pair: commands, snapshots, predictions for the decision boundary. ``RemoteSession`` is the server's
-end and offers what the pages use of a ``Session``.
+a socket pair: commands, snapshots, predictions for the decision boundary. ``RemoteSession`` is the
+server's end and offers what the pages use of a ``Session``.
 
 The messages are ``babysit.wire``'s (JSON and raw arrays, no pickle). When the server dies, its
 processes see the socket close (or get its SIGTERM), checkpoint and flush their run, mark it to resume,
@@ -335,6 +335,13 @@ def main(fd):
     from babysit.session import Session, SessionSettings
     from babysit.store import Store
 
+    nice = _nice()
+    if not sys.platform.startswith("linux"):  # elsewhere a nice value is the whole process's, not a thread's
+        try:
+            os.nice(nice)
+        except OSError:
+            pass
+        nice = 0
     # a Ctrl-C in the server's terminal reaches its whole process group: the server stops its runs itself
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _terminated)
@@ -344,7 +351,7 @@ def main(fd):
         request = wire.decode(conn.recv_bytes())
         try:
             store = Store(request["home"])
-            settings = dataclasses.replace(request["settings"] or SessionSettings(), thread_nice=_nice())
+            settings = dataclasses.replace(request["settings"] or SessionSettings(), thread_nice=nice)
             if request["op"] == "create":
                 session = Session.create(store, request["config"], request["name"], settings)
             else:
