@@ -63,6 +63,8 @@ import tempfile
 import time
 import urllib.request
 
+from page import cpu_seconds as cpu_by_role  # bench/page.py's: the server, its run processes, chromium
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -140,25 +142,6 @@ def cpu_by_thread(pid):
         fields = stat(f"/proc/{pid}/task/{tid}/stat")
         if fields is not None:  # else it ended meanwhile
             out[int(tid)] = cpu_seconds(fields)
-    return out
-
-
-def cpu_by_role(server_pid):
-    """CPU seconds so far by role: the server, its run processes, chromium (every process of the
-    browser), and the rest of the machine's processes."""
-    out = {"server": 0.0, "runs": 0.0, "chromium": 0.0, "other": 0.0}
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        fields = stat(f"/proc/{entry}/stat")
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read()
-        except OSError:
-            continue
-        if fields is None:
-            continue
-        role = ("server" if int(entry) == server_pid else "runs" if b"babysit.worker" in cmdline
-                else "chromium" if b"chromium" in cmdline else "other")
-        out[role] += cpu_seconds(fields)
     return out
 
 
@@ -490,7 +473,7 @@ def main():
             seen.update(procs)
             threads0 = {pid: cpu_by_thread(pid) for pid in procs}
             cpu0 = {pid: process_cpu(pid) for pid in procs}
-            roles0 = cpu_by_role(server.pid)
+            roles0 = cpu_by_role()
             rss = [(0.0, *memory(server.pid))]  # (time, the server's, the server's plus its run processes')
             t0, wall0 = time.monotonic(), time.time()
             next_press = [t0 + 1.0 + args.every * k / len(users) for k in range(len(users))]
@@ -519,7 +502,7 @@ def main():
             last = {u.run_id: store.run(u.run_id) for u in users}
             threads1 = {pid: cpu_by_thread(pid) for pid in procs}
             cpu1 = {pid: process_cpu(pid) for pid in procs}
-            roles1 = cpu_by_role(server.pid)
+            roles1 = cpu_by_role()
             cores = {role: (roles1[role] - roles0[role]) / seconds for role in roles1}
             procs_end = run_processes(server.pid)
             seen.update(procs_end)
@@ -650,8 +633,7 @@ def main():
           + (f"{stopped_in:.1f} s" if stopped_in is not None else "more than 30 s (killed)")
           + (f"; its {len(seen)} run processes gone {runs_gone_in:.1f} s after SIGTERM" if not outlived else
              f"; {len(outlived)} of its {len(seen)} run processes still alive 30 s after SIGTERM (killed)"))
-    print("CPU over the measurement, cores: " + ", ".join(f"{role} {c:.2f}" for role, c in cores.items())
-          + " (other: this script, Playwright's driver, the rest of the machine)")
+    print("CPU over the measurement, cores: " + ", ".join(f"{role} {c:.2f}" for role, c in cores.items()))
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     for name, ok in verdicts.items():
         print(f"  {'PASS' if ok else 'FAIL'}  {name}")
