@@ -159,8 +159,6 @@ class Session:
         self._unwritten = []  # {field: array} batches already in the history, not yet in the store
         self._health_unflushed = []  # (step, measurements) not yet in the history
         self._health_unwritten = []  # in the history, not yet in the store
-        self._writing = None  # the thread writing a flush while training goes on: at most one at a time
-        self._write_failure = None  # what stopped it; raised on the training thread
         self._last_evaluation, self._last_health = {}, {}
         self._series = collections.defaultdict(lambda: MinMaxSeries(self.settings.history_capacity))
         self._cost_series = self._series["cost"]
@@ -325,8 +323,6 @@ class Session:
         """The thread's turn: like ``tick()``, but the steps up to the next one with something due
         (an evaluation, health, a checkpoint, a scheduled change, the target, a flush) are trained in
         one tight loop. Same steps, same numbers, same events; less Python between two updates."""
-        if self._write_failure is not None:
-            self._wait_for_writes()  # raises it: the run pauses with the store's error
         self._apply_pending()
         if self.status != "running":
             return None
@@ -334,9 +330,9 @@ class Session:
         if plain:
             record = self._train_plain(plain)
             if self.status == "running" and time.monotonic() - self._last_flush >= self.settings.flush_every:
-                self._flush(background=True)
+                self._flush()
             return record
-        return self._train_step(background=True)
+        return self._train_step()
 
     def _plain_steps(self):
         """How many updates from here have nothing due but the guardrail (at most 4,096)."""
@@ -532,9 +528,8 @@ class Session:
 
     # -- training ---------------------------------------------------------------------------------
 
-    def _train_step(self, background=False):
-        """One update and what is due at it. ``background``: periodic checkpoints and flushes are written
-        by a thread of their own while training goes on (the session's thread; ``tick()`` writes in line)."""
+    def _train_step(self):
+        """One update and what is due at it."""
         trainer, settings = self.trainer, self.settings
         if trainer.step_count + 1 in self._schedule_steps:
             self._checkpoint("change")
@@ -569,7 +564,7 @@ class Session:
             self._health_unflushed.append((step, health.measure(trainer.model, trainer.optimizer.last_update,
                                                                 self._probe_X)))
         if step % settings.checkpoint_every == 0:
-            self._checkpoint("periodic", background)
+            self._checkpoint("periodic")
         if reached:
             self._target = None
             self.status = "paused"
@@ -577,7 +572,7 @@ class Session:
             self._flush()
             self._record(self._event("pause", "user", message=f"as asked, at step {step:,} (epoch {trainer.epoch})"))
         elif time.monotonic() - self._last_flush >= settings.flush_every:
-            self._flush(background)
+            self._flush()
         return record
 
     def _reset_guard(self):
@@ -631,7 +626,6 @@ class Session:
         return Event(kind, t.step_count, t.epoch, t.examples_seen, source, changes or {}, message)
 
     def _record(self, event):
-        self._wait_for_writes()  # a flush under way must not write an older status after this one
         self.store.add_event(self.run_id, event)
         with self._lock:
             self._events.append(event)
@@ -639,15 +633,14 @@ class Session:
                               epoch=self.trainer.epoch, hyperparameters=self.trainer.hp.to_dict(), error=self.error)
         return event
 
-    def _checkpoint(self, reason, background=False):
-        self._wait_for_writes()
+    def _checkpoint(self, reason):
         if self._saved == (self.trainer.step_count, self.trainer.hp) and self._stale_after is None:
             return  # this very state is saved already
         cost = self._smooth / (1 - self._g_power) if self._g_power < 1 else None  # None: nothing smoothed yet
-        state = self.trainer.state_dict()  # copies: training may go on while it is written
+        state = self.trainer.state_dict()
         self._saved = (self.trainer.step_count, self.trainer.hp)
         # written after the metrics up to it: a crash leaves no gap between the two
-        self._flush(background, checkpoint=(state, reason, cost))
+        self._flush(checkpoint=(state, reason, cost))
 
     def _checkpoint_at(self, step):
         if not isinstance(step, int) or isinstance(step, bool):
@@ -671,7 +664,6 @@ class Session:
     def _truncate_to(self, step, since=None):
         """Drop everything recorded after ``step`` (memory, store, checkpoints) and rebuild the history;
         events at ``step`` itself made after the time ``since`` are undone too."""
-        self._wait_for_writes()
         self._unfolded.clear()
         self._evals_unfolded.clear()
         self._unwritten.clear()
@@ -752,12 +744,11 @@ class Session:
             ev = evaluations[-1]
             self._last_evaluation = {"step": ev.step, **{f: getattr(ev, f) for f in EVAL_FIELDS}}
 
-    def _flush(self, background=False, checkpoint=None):
+    def _flush(self, checkpoint=None):
         """Write the metrics, health and run status gathered since the last flush to the store, then
-        ``checkpoint`` if given ((state, reason, cost), taken now). ``background``: a thread of its own
-        writes them while training goes on (SQLite and the file system let go of the GIL while they
-        work, so on a second core it costs training little); whatever writes next waits for it first."""
-        self._wait_for_writes()
+        ``checkpoint`` if given ((state, reason, cost), taken now). Written in line, by the thread that
+        trains: a thread writing beside it cost training more than the write itself, as each of the
+        writer's many GIL hand-offs stalls the training thread."""
         now = time.monotonic()
         with self._lock:
             self._fold()
@@ -776,13 +767,7 @@ class Session:
         self._flushed_step = self.trainer.step_count
         run = dict(status=self.status, step=self.trainer.step_count, epoch=self.trainer.epoch,
                    hyperparameters=self.trainer.hp.to_dict(), best_dev_cost=best_dev, error=self.error)
-        if background:
-            self._writing = threading.Thread(target=self._write_in_background,
-                                             args=(batches, health_rows, checkpoint, run),
-                                             name=f"babysit-{self.run_id}-writer", daemon=True)
-            self._writing.start()
-        else:
-            self._write(batches, health_rows, checkpoint, run)
+        self._write(batches, health_rows, checkpoint, run)
 
     def _write(self, batches, health_rows, checkpoint, run):
         written = 0  # what was written is not written twice when the rest is tried again
@@ -809,21 +794,6 @@ class Session:
             if written < 3:
                 self._saved = None  # that state is not saved: the next checkpoint saves it
             raise
-
-    def _write_in_background(self, *args):
-        try:
-            self._write(*args)
-        except BaseException as error:
-            self._write_failure = error
-
-    def _wait_for_writes(self):
-        """The background write, if one is under way, finished; if it failed, its error raised here."""
-        if self._writing is not None:
-            self._writing.join()
-            self._writing = None
-        error, self._write_failure = self._write_failure, None
-        if error is not None:
-            raise error
 
     # -- the view -----------------------------------------------------------------------------------
 
@@ -893,7 +863,7 @@ class Session:
             while self.status not in ("stopped", "failed"):
                 try:
                     if self._turn() is None and self.status in ("created", "paused"):  # idle: wait for a command
-                        if (self._unfolded or self._unwritten or self._writing) and not self.write_error:
+                        if (self._unfolded or self._unwritten) and not self.write_error:
                             self._flush()
                         self._wake.wait(0.25)
                         self._wake.clear()
@@ -908,8 +878,6 @@ class Session:
             except Exception:
                 pass
         finally:
-            if self._writing is not None:  # no thread outlives the session's (a failure was raised already)
-                self._writing.join()
             with self._commands_lock:
                 leftover = list(self._commands)
                 self._commands.clear()

@@ -25,8 +25,8 @@ The run processes are the server's children (/proc/<pid>/stat) whose command lin
 ``babysit.worker``. While the runs train there must be exactly N of them, the same through the
 measurement, each with at least two threads that lived through it; each one's CPU time over the
 measurement is recorded, and its busiest thread then (/proc/<pid>/task/<tid>/stat) is the one that
-trained. (A run's periodic writes each have a short-lived thread of their own; one may be caught at
-either end of the measurement, so only the threads present at both ends count.) At the end each user
+trained. (Only the threads present at both ends count: a thread that comes and goes, such as a
+library's pool, is not the run's.) At the end each user
 presses Stop: in each run process that thread, and no other, must end with its run, no thread may
 be left that was not there through the measurement, and the process lives on (a stopped run's
 process waits for the server's commands, with its main thread and numpy's BLAS threads). The

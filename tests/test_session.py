@@ -835,35 +835,6 @@ class TestThreadMatchesTicks:
         assert change.step > 3000 and np.all(alpha[: change.step] == 0.01) and np.all(alpha[change.step:] == 0.002)
 
 
-    def test_a_slow_store_write_does_not_hold_up_training(self, store, monkeypatch):
-        """The thread's periodic flushes are written beside it: while one write is stuck (a slow disk), the
-        run goes on training (until the next flush or checkpoint, which waits for it); once it ends, every
-        row is in the store, in order."""
-        stuck, entered = threading.Event(), threading.Event()
-        real = store.add_metrics
-
-        def slow(run_id, columns):
-            if not stuck.is_set():
-                entered.set()
-                stuck.wait(30)
-            return real(run_id, columns)
-
-        session = new_session(store, checkpoint_every=10**6)  # no checkpoint to wait at
-        session.start_thread()
-        session.submit("start").result(timeout=10)
-        wait_for(lambda: session.trainer.step_count > 1000, timeout=30)
-        monkeypatch.setattr(store, "add_metrics", slow)
-        try:
-            assert entered.wait(30)
-            at = session.trainer.step_count
-            wait_for(lambda: session.trainer.step_count > at + 100, timeout=30)
-            assert not stuck.is_set() and session._writing is not None
-        finally:
-            stuck.set()
-            session.close()
-        steps = store.metrics(session.run_id)["step"]
-        assert list(steps) == list(range(1, session.trainer.step_count + 1))
-
 class TestReopen:
     def test_open_after_close(self, store):
         """A closed run reopens with the same step, hyperparameters, events and metrics, and trains on identically."""
