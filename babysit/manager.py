@@ -67,6 +67,11 @@ class SessionManager:
                     session.submit("resume", source="system")
             return session
 
+    def has(self, run_id):
+        """Whether this server has the run open (``get`` would not have to open it from the store)."""
+        with self._lock:
+            return run_id in self._sessions
+
     def training(self):
         """Ids of runs training now or about to (a start command waiting)."""
         with self._lock:

@@ -16,8 +16,8 @@ all are made, each starts its own. Then, for ``--seconds``:
   training thread when it applied the change. A change not applied within 10 s counts as infinitely
   late.
 - each page reads its own status line ("running · step N · ...") every 100 ms and logs the times its
-  step changed: the refresh gap is the longest time the step stayed the same. The live panel redraws
-  every second, so a page that keeps refreshing shows gaps of about a second.
+  step changed: the refresh gap is the longest time the step stayed the same. The cost chart fetches
+  the status line with its figure every second, so a page that keeps refreshing shows gaps of about a second.
 - the resident memory (psutil, else /proc/<pid>/status VmRSS) of the server, and of the server with
   its run processes, is sampled every 2 s.
 
@@ -66,6 +66,9 @@ import urllib.request
 from page import cpu_seconds as cpu_by_role  # bench/page.py's: the server, its run processes, chromium
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+from live_charts import wait_for_status  # noqa: E402  the status line, in the cost chart's frame
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
@@ -79,8 +82,10 @@ WATCH = """() => {
     window.__bench = {steps: [], keys: []};
     const status = /^(created|running|paused|stopped|failed) · step ([\\d,]+) · epoch/;
     setInterval(() => {
-        for (const el of document.querySelectorAll('[data-testid="stMarkdownContainer"]')) {
-            const m = status.exec(el.innerText.trim());
+        for (const frame of document.querySelectorAll('iframe')) {  // the cost chart's frame shows it
+            let el = null;
+            try { el = frame.contentDocument.querySelector('[data-testid="babysit-status"]'); } catch (e) {}
+            const m = el && status.exec(el.textContent.trim());
             if (m) {
                 const steps = window.__bench.steps;
                 if (!steps.length || steps[steps.length - 1][1] !== m[2]) steps.push([Date.now(), m[2], m[1]]);
@@ -267,9 +272,6 @@ class User:
         self.resync = False
         self.log = None  # the page's own record, read at the end
 
-    def status_line(self):
-        return self.page.get_by_test_id("stMarkdownContainer").filter(has_text=STATUS)
-
     def create(self, url):
         """A run on moons with the form's defaults but its own seed (eight users, eight different runs) and
         a learning-rate decay of 0.1 (inverse time): Adam at a constant α = 0.01 has cost spikes late in
@@ -291,7 +293,7 @@ class User:
         create.click()
         self.page.wait_for_url(RUN_URL, timeout=60_000)
         self.run_id = RUN_URL.search(self.page.url).group(1)
-        expect(self.status_line()).to_contain_text("created", timeout=60_000)
+        wait_for_status(self.page, "created", timeout=60_000)
 
     def start(self):
         self.page.get_by_role("button", name="Start", exact=True).click()
@@ -299,11 +301,10 @@ class User:
     def watch(self, home):
         """Wait for the page to show its run training, then start its own record. A page that went blank
         (the Streamlit frontend failed: its errors are kept) is reloaded once, as its user would."""
-        from playwright.sync_api import expect
 
         for attempt in range(2):
             try:
-                expect(self.status_line()).to_contain_text("running", timeout=30_000)
+                wait_for_status(self.page, "running", timeout=30_000)
                 break
             except AssertionError:
                 path = os.path.join(home, f"user-{self.number + 1}-{attempt + 1}.png")
@@ -348,7 +349,6 @@ class User:
 
     def stop(self):
         """Press Stop; a page gone blank meanwhile is reloaded first (and that is recorded)."""
-        from playwright.sync_api import expect
 
         button = self.page.get_by_role("button", name="Stop", exact=True)
         try:  # a press is a websocket message, not a navigation: nothing to wait for after it
@@ -358,8 +358,8 @@ class User:
             self.reloads.append(f"to press Stop ({'; '.join(sorted(set(self.errors))) or 'no page error'})")
         try:
             self.page.reload()
-            expect(self.status_line()).to_be_visible(timeout=60_000)
-            if STATUS.match(self.status_line().inner_text().strip()).group(1) != "stopped":  # the first press took
+            line = wait_for_status(self.page, " · step ", timeout=60_000)
+            if STATUS.match(line).group(1) != "stopped":  # the first press took
                 button.click(timeout=30_000, no_wait_after=True)
         except Exception as error:  # counted below: its run is not stopped
             self.reloads.append(f"Stop could not be pressed: {str(error).splitlines()[0]}")
@@ -626,7 +626,8 @@ def main():
     print("  " + "  ".join(f"{pid} {r['cpu']:.1f} ({r['trainer_cpu']:.1f}) {r['threads']}→{r['threads_stopped']}"
                            for pid, r in sorted(runs.items())))
     print(f"server threads (median of 10 samples): {threads_before} before any page; {threads_training} with "
-          f"{len(users)} runs training; {threads_stopped} after every run stopped, pages open ({fewer} fewer); "
+          f"{len(users)} runs training; {threads_stopped} after every run stopped, pages open "
+          f"({abs(fewer)} {'fewer' if fewer >= 0 else 'more'}); "
           f"{threads_closed} after the pages closed")
     print(f"runs after Stop: {sorted(set(statuses.values()))}; after the server stopped: "
           f"{sorted(set(statuses_after.values()))}; SIGTERM → exit in "

@@ -13,6 +13,7 @@ import time
 import plotly.io as pio
 import pytest
 import streamlit as st
+from feeds import status_line
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
@@ -267,7 +268,7 @@ def test_run_study_trains_it_and_the_study_view_offers_the_rest(downloads):
     assert (run.status, run.step) == ("paused", best.step)
     assert store.trials(study_id)[best.number].run_id == run_id
     assert at.title[0].value == f"trial {best.number} of study {study_id[:6]}"
-    assert at.markdown[0].value.startswith(f"**paused** · step **{best.step}**")
+    assert status_line(at).startswith(f"**paused** · step **{best.step}**")
 
     # zoom in: a child study around the best trials, started and opened
     at = caviar_app(study=study_id)

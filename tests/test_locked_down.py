@@ -184,6 +184,35 @@ class TestStreamlitConfig:
         assert put(opener) == 403  # the cookie alone is not enough
         assert put(opener, {"X-Xsrftoken": token}) == 400  # past the XSRF check: no such session
 
+    def test_the_live_charts_route_reads_only_open_runs_by_their_id(self, server):
+        """`streamlit run app.py` serves the route the live charts fetch from (babysit/ui/live_feed.py): a
+        run id that is one but names no open run is a 404; anything else is refused before a look at the
+        store, and no path reaches a file. It takes GET only: it changes nothing."""
+        def get(path, method="GET"):
+            request = urllib.request.Request(f"{server.url}{path}", method=method)
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return response.status, response.read()
+            except urllib.error.HTTPError as error:
+                return error.code, error.read()
+
+        code, body = get("babysit/live/0123456789ab/cost")
+        assert code == 404 and json.loads(body)["problem"].startswith("run 0123456789ab is not open on this server")
+        for bad in ("..%2F..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd", "0123456789AB"):
+            code, body = get(f"babysit/live/{bad}/cost")
+            # Streamlit's own path check may answer first (a plain 400), or the decoded path may match no
+            # route and get the app's page; never a file, never a feed.
+            assert b"root:" not in body and b'"drawn"' not in body, (bad, code, body)
+            assert code == 400 or (code == 200 and body.lstrip().startswith(b"<")), (bad, code, body)
+            if body.startswith(b"{"):
+                assert "is not a run id" in json.loads(body)["problem"], (bad, body)
+        code, body = get("babysit/live/0123456789AB/cost")
+        assert "is not a run id" in json.loads(body)["problem"]
+        for bad in ("babysit/live/../../../../etc/passwd", "babysit/live/0123456789ab/../../../etc/passwd"):
+            code, body = get(bad)
+            assert code in (400, 404) and b"root:" not in body, (bad, code, body)
+        assert get("babysit/live/0123456789ab/cost", method="POST")[0] == 405
+
 
 # -- nothing unpickled, evaluated or executed ----------------------------------------------------------
 

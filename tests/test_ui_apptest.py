@@ -1,7 +1,8 @@
 """The pages' logic through Streamlit's AppTest: the real scripts, widgets and callbacks, no browser.
 
-AppTest never fires ``run_every`` (the live panel's one-second refresh), so a test that needs the page
-to catch up with the run's thread calls ``at.run()`` itself, after polling the session with a deadline.
+AppTest draws no frame, so the live charts' own requests are made by the tests (tests/feeds.py), and
+AppTest never fires ``run_every``: a test that needs the page to catch up with the run's thread calls
+``at.run()`` itself, after polling the session with a deadline.
 All AppTest instances share one session id and ``st.cache_resource``: the ``fresh_manager`` fixture
 makes every test start from a new SessionManager on its own store folder (``babysit_home``) and closes
 its runs afterwards.
@@ -15,11 +16,13 @@ from pathlib import Path
 import plotly.io as pio
 import pytest
 import streamlit as st
+from feeds import charts, cost_answer, fetch, status_line
 from streamlit.testing.v1 import AppTest
 
 from babysit.config import RunConfig
 from babysit.manager import CapError, SessionManager
 from babysit.store import Store
+from babysit.ui.live_feed import EVERY
 from babysit.ui.state import manager
 
 # Importing streamlit makes its theme plotly's default template; babysit.ui.charts sets no template on
@@ -86,10 +89,6 @@ def text_input(at, label):
     found = [t for t in at.text_input if t.label == label]
     assert len(found) == 1, f"{len(found)} text inputs labelled {label!r}"
     return found[0]
-
-
-def status_line(at):
-    return at.markdown[0].value
 
 
 def changes(session, name):
@@ -251,15 +250,22 @@ def test_the_live_charts_are_drawn_from_the_runs_figures():
     button(at, "Step 1,000").click().run()
     until(lambda: any(e.kind == "pause" for e in session.snapshot().events), "1,000 steps then a pause")
     at.run()
-    drawn = {c.key: json.loads(c.proto.json_args) for c in at.get("component_instance")}
+    drawn = charts(at)
     assert set(drawn) == {f"{run_id}:{name}" for name in ("cost", "accuracy", "boundary", "health")}
-    for args in drawn.values():  # the frame is sized to the figure
-        assert args["height"] == json.loads(args["spec"])["layout"]["height"]
-    cost = json.loads(drawn[f"{run_id}:cost"]["spec"])
+    answers = {}
+    for key, args in drawn.items():  # each chart fetches its figure from the run's route, at its own pace
+        view = key.split(":")[1]
+        assert args["feed"].startswith(f"babysit/live/{run_id}/{view}") and args["every"] == EVERY[view]
+        code, answers[view] = fetch(args["feed"])
+        assert code == 200, answers[view]
+        assert args["height"] == answers[view]["figure"]["layout"]["height"]  # the frame is sized to the figure
+    cost = answers["cost"]["figure"]
     assert {"mini-batch cost", "train cost", "dev cost"} <= {t.get("name") for t in cost["data"]}
     assert run_id in cost["layout"]["uirevision"]  # the same view across redraws of this run
-    accuracy = json.loads(drawn[f"{run_id}:accuracy"]["spec"])
-    assert {"train accuracy", "dev accuracy"} <= {t.get("name") for t in accuracy["data"]}
+    assert {"train accuracy", "dev accuracy"} <= {t.get("name") for t in answers["accuracy"]["figure"]["data"]}
+    # only the cost chart reruns the page when what the page draws itself has changed
+    assert drawn[f"{run_id}:cost"]["drawn"] == answers["cost"]["drawn"]
+    assert all(drawn[f"{run_id}:{view}"]["drawn"] is None for view in ("accuracy", "boundary", "health"))
 
 
 def test_step_n_trains_exactly_n_updates_then_pauses():
@@ -306,13 +312,13 @@ def test_a_move_on_its_way_to_the_run_is_not_undone_by_an_earlier_change(monkeyp
     try:
         at.select_slider(key=f"{run_id}:hp:alpha").set_value(0.0158).run()
         assert at.select_slider(key=f"{run_id}:hp:alpha").value == 0.0158
-        assert "pending: alpha → 0.0158" in [i.value for i in at.info]
+        assert "pending: alpha → 0.0158" in cost_answer(at)["pending"]
     finally:
         gate.set()
     until(lambda: session.hyperparameters().alpha == 0.0158 and not session.snapshot().pending, "the change to land")
     at.run()
     assert at.select_slider(key=f"{run_id}:hp:alpha").value == 0.0158
-    assert not at.info
+    assert not cost_answer(at)["pending"]
 
 
 def test_a_multiplicative_schedule_chosen_with_rate_zero_travels_with_rate_095():
@@ -479,4 +485,4 @@ def test_a_run_process_that_does_not_answer_is_a_warning_not_a_traceback(monkeyp
     monkeypatch.setattr(RemoteSession, "snapshot", answering)
     at.run()
     assert not at.exception and not at.warning
-    assert any(m.value.startswith("**created** · step **0**") for m in at.markdown)
+    assert status_line(at).startswith("**created** · step **0**")

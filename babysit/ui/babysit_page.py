@@ -1,14 +1,17 @@
 """The Babysit page: start a run, then watch it and steer it while it trains.
 
-Nothing here trains: widgets send commands to the run's session, and a fragment redraws the
-session's snapshot every second. The run lives on the server, keyed by its id in the URL
-(``?run=<id>``), so closing the tab changes nothing and any tab with the link re-attaches.
+Nothing here trains: widgets send commands to the run's session. The live charts and the status
+line fetch the session's newest numbers themselves (babysit/ui/live_feed.py), the cost chart every
+second, so the page is not rerun while the run trains, only when what it draws itself changes. The
+run lives on the server, keyed by its id in the URL (``?run=<id>``), so closing the tab changes
+nothing and any tab with the link re-attaches.
 """
 
 import hashlib
 import os
 import re
 import time
+import urllib.parse
 
 import numpy as np
 import pandas as pd
@@ -19,13 +22,13 @@ from babysit.datasets import BUNDLED, DATASETS, SYNTHETIC, load_dataset, read_cs
 from babysit.errors import BabysitError, ConfigError
 from babysit.export import export_run, replay_config, tuned_config, write_metrics_csv
 from babysit.ui import charts, controls
-from babysit.ui.live_chart import live_chart
+from babysit.ui.live_chart import live_feed_chart
+from babysit.ui.live_feed import EVERY, drawn_key
 from babysit.ui.state import manager, show_problems
 from models.activations import ACTIVATIONS
 
 NEW = "new:"  # widget keys of the new-run form
-REFRESH = 1.0  # seconds between redraws of a live run: at least once a second, cheap for the trainer
-SLOW_EVERY = 3.0  # seconds between redraws of the accuracy, health and decision-boundary charts
+ASK_AGAIN = 3.0  # seconds between two tries at a run whose process did not answer
 
 
 def render():
@@ -45,12 +48,21 @@ def render():
     try:
         live(mgr, session)
     except BabysitError as error:  # its process did not answer, or could not be reopened
-        _unanswered(error)
+        st.warning(f"{str(error).rstrip('.')}. The page asks again at its next refresh.")
+        st.session_state[f"{run_id}:unanswered"] = time.monotonic()
+        _ask_again(run_id)
 
 
-def _unanswered(error):
-    """The run's process is busy beyond the wait, or gone: say so; the next refresh tries again."""
-    st.warning(f"{str(error).rstrip('.')}. The page asks again at its next refresh.")
+@st.fragment(run_every=ASK_AGAIN)
+def _ask_again(run_id):
+    """While the run's process does not answer, ask it every few seconds; once it does, redraw the page."""
+    if time.monotonic() - st.session_state.get(f"{run_id}:unanswered", 0) < ASK_AGAIN:
+        return  # not in the run that has just failed: a page that fails at once would loop
+    try:
+        manager().get(run_id).snapshot()
+    except BabysitError:
+        return
+    st.rerun(scope="app")
 
 
 # -- a new run ------------------------------------------------------------------------------------
@@ -250,7 +262,7 @@ def new_run(mgr):
 
 def _keys(run_id):
     return {"prefix": f"{run_id}:hp:", "seen": f"{run_id}:seen", "problem": f"{run_id}:problem",
-            "probe": f"{run_id}:probe", "drawn": f"{run_id}:drawn"}
+            "probe": f"{run_id}:probe"}
 
 
 def _send(run_id, kind, **args):
@@ -294,20 +306,37 @@ def live(mgr, session):
             del st.query_params["run"]
             st.rerun()
     _buttons(run_id, snap)
-    # in a container that is always there, empty or not: the live fragment below must keep its place in the
-    # page, or a refresh already under way when the guardrail's offers go draws its status line where it
-    # was, and that line stays as a second, stale one
+    # what comes and goes (the guardrail's offers, a problem) sits in containers that are always there:
+    # the charts below keep their places in the page, and so their frames, which a move would reload
     with st.container():
         _guardrail(run_id, snap)
-    st.session_state[keys["drawn"]] = _drawn(snap)
     cols = st.columns([2, 2, 3])
-    cols[0].radio("x axis", list(charts.AXES), horizontal=True, key=f"{run_id}:axis", format_func=charts.AXES.get)
-    cols[1].toggle("log cost", key=f"{run_id}:logy")
-    cols[2].slider("smoothing β (exponentially weighted average)", 0.0, 0.999, 0.9, 0.001, key=f"{run_id}:smooth",
-                   format="%.3f")
-    live_panel(run_id)
-    slow_panel(run_id)
-    # drawn with the page, which is redrawn when an event comes (see _drawn): a table redrawn every few
+    axis = cols[0].radio("x axis", list(charts.AXES), horizontal=True, key=f"{run_id}:axis",
+                         format_func=charts.AXES.get)
+    log_y = cols[1].toggle("log cost", key=f"{run_id}:logy")
+    beta = cols[2].slider("smoothing β (exponentially weighted average)", 0.0, 0.999, 0.9, 0.001,
+                          key=f"{run_id}:smooth", format="%.3f")
+    with st.container():
+        _problems(run_id, snap)
+    query = urllib.parse.urlencode({"axis": axis, "log": int(log_y), "beta": beta})
+    feed = f"babysit/live/{run_id}"
+    # the status line and the cost chart, fetched every second; a change of what this page draws
+    # itself (drawn_key) reruns the page
+    live_feed_chart(f"{feed}/cost?{query}", EVERY["cost"], charts.HEIGHTS["cost"], key=f"{run_id}:cost",
+                    drawn=drawn_key(snap))
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Accuracy**")
+        live_feed_chart(f"{feed}/accuracy?{query}", EVERY["accuracy"], charts.HEIGHTS["accuracy"],
+                        key=f"{run_id}:accuracy")
+    with right:
+        if snap.n_features == 2:
+            st.markdown("**Decision boundary**")
+            live_feed_chart(f"{feed}/boundary", EVERY["boundary"], charts.HEIGHTS["boundary"],
+                            key=f"{run_id}:boundary")
+    st.markdown("**Health** · update-to-weight ratio ‖ΔW‖/‖W‖ (healthy near 1e-3), dead units, gradient norms")
+    live_feed_chart(f"{feed}/health?{query}", EVERY["health"], charts.HEIGHTS["health"], key=f"{run_id}:health")
+    # drawn with the page, which is rerun when an event comes (see drawn_key): a table redrawn every few
     # seconds costs the browser about 0.08 of a core, taken from the training on the same machine
     st.markdown("**Event log**")
     st.dataframe(_event_table(snap.events), hide_index=True, height=220, key=f"{run_id}:events")
@@ -326,68 +355,11 @@ def live(mgr, session):
             _export_tab(mgr, session, snap)
 
 
-@st.fragment(run_every=REFRESH)
-def live_panel(run_id):
-    try:
-        _live_panel(run_id)
-    except BabysitError as error:  # its process did not answer, or could not be reopened
-        _unanswered(error)
-
-
-def _live_panel(run_id):
-    mgr = manager()
-    session = mgr.get(run_id)
-    keys = _keys(run_id)
-    snap = session.snapshot()
-    # a change made elsewhere (a guardrail, a probe, a rewind, another tab): redraw the steering widgets
-    if controls.drawn_behind(snap.hyperparameters, keys["seen"]) and not any(c.kind == "set" for c in snap.pending):
-        st.rerun()
-    # the buttons and the guardrail's offers are drawn with the whole page: redraw it when they change
-    if _drawn(snap) != st.session_state.get(keys["drawn"]):
-        st.rerun()
-    _status(run_id, snap)
-    axis = st.session_state.get(f"{run_id}:axis", "step")
-    log_y = st.session_state.get(f"{run_id}:logy", False)
-    beta = st.session_state.get(f"{run_id}:smooth", 0.9)
-    live_chart(charts.cost_figure(snap, axis, log_y, beta), key=f"{run_id}:cost")
-
-
-@st.fragment(run_every=SLOW_EVERY)
-def slow_panel(run_id):
-    """The slower-moving charts, redrawn every few seconds: each redraw costs the
-    server and the browser time that the training process on the same machine could use."""
-    try:
-        _slow_panel(run_id)
-    except BabysitError as error:  # its process did not answer, or could not be reopened
-        _unanswered(error)
-
-
-def _slow_panel(run_id):
-    session = manager().get(run_id)
-    snap = session.snapshot()
-    axis = st.session_state.get(f"{run_id}:axis", "step")
-    left, right = st.columns(2)
-    with left:
-        st.markdown("**Accuracy**")
-        live_chart(charts.accuracy_figure(snap, axis), key=f"{run_id}:accuracy")
-    with right:
-        if snap.n_features == 2:
-            st.markdown("**Decision boundary**")
-            live_chart(_boundary(session), key=f"{run_id}:boundary")
-    st.markdown("**Health** · update-to-weight ratio ‖ΔW‖/‖W‖ (healthy near 1e-3), dead units, gradient norms")
-    live_chart(charts.health_figure(snap, axis), key=f"{run_id}:health")
-
-
-def _status(run_id, snap):
-    alpha = snap.alpha_in_force
-    st.markdown(f"**{snap.status}** · step **{snap.step:,}** · epoch **{snap.epoch}** · "
-                f"**{snap.steps_per_second:,.0f}** steps/s · α in force **{alpha:.4g}**"
-                + (f" (base {snap.hyperparameters.alpha:.4g})" if alpha != snap.hyperparameters.alpha else ""))
+def _problems(run_id, snap):
+    """What went wrong, above the live charts: a change the run refused, the run's error."""
     problem = st.session_state.get(_keys(run_id)["problem"])
     if problem:
         st.error("\n".join(problem))
-    for command in snap.pending:
-        st.info(f"pending: {command.describe()}")
     if snap.status == "failed":
         st.error(f"The run stopped on an error: {snap.error}")
     elif snap.error:
@@ -409,12 +381,6 @@ def _buttons(run_id, snap):
                    on_click=_send, args=(run_id, "stop"))
 
 
-def _drawn(snap):
-    """What is drawn with the page, not by its fragments, depends on: the buttons, the guardrail's
-    offers and the event log."""
-    return snap.status, snap.guardrail, len(snap.events), sum(e.undone for e in snap.events)
-
-
 def _guardrail(run_id, snap):
     guard = snap.guardrail
     if guard is None:
@@ -429,14 +395,6 @@ def _guardrail(run_id, snap):
     cols[1].button(f"Rewind and resume with α = {guard.lowered_alpha:.3g} (× 0.1)", key=f"{run_id}:guard-lower",
                    type="primary", on_click=_send, args=(run_id, "rewind"),
                    kwargs={"step": guard.rewind_to, "changes": {"alpha": guard.lowered_alpha}, "resume": True})
-
-
-def _boundary(session):
-    """The decision regions over the training data, from a copy of the current weights."""
-    X_train, y_train, classes = session.plot_data()
-    grid_x, grid_y, points = charts.grid_for(X_train)
-    prediction = session.predict(points).reshape(len(grid_y), len(grid_x))
-    return charts.boundary_figure(X_train, y_train, grid_x, grid_y, prediction, classes)
 
 
 def _event_table(events):

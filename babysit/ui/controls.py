@@ -161,9 +161,3 @@ def sync_widgets(hp, key_prefix, seen_key, pending=()):
         if st.session_state.get(f"{key_prefix}{name}") != value:
             st.session_state[f"{key_prefix}{name}"] = value
     st.session_state[seen_key] = shown
-
-
-def drawn_behind(hp, seen_key):
-    """Whether the widgets, as last drawn by ``sync_widgets``, show other values than ``hp``."""
-    seen = st.session_state.get(seen_key)
-    return seen is not None and any(seen.get(name) != getattr(hp, name) for name in HyperParams.__dataclass_fields__)

@@ -6,7 +6,8 @@ costs about twice plotly's own redraw: for the cost chart at one redraw a second
 frame loads plotly.js once and gives each figure to ``Plotly.react``, which redraws the plot it
 already has and keeps the user's zoom and pan while the figure's ``uirevision`` stays the same.
 The figures are the same ``plotly.graph_objects.Figure``s, and the frame has plotly's toolbar
-(PNG download included).
+(PNG download included). A live run's charts fetch their figures themselves (``live_feed_chart``), so
+that the page need not be rerun to redraw them.
 """
 
 import hashlib
@@ -16,7 +17,6 @@ import shutil
 import tempfile
 
 import plotly
-import plotly.io as pio
 import streamlit.components.v1 as components
 
 PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "live_chart", "index.html")
@@ -63,6 +63,8 @@ def _frontend():
 _component = components.declare_component("live_chart", path=_frontend())
 
 
-def live_chart(fig, key):
-    """Draw ``fig`` in a frame that stays across reruns under ``key``."""
-    _component(spec=pio.to_json(fig, validate=False), height=fig.layout.height, key=key, default=None)
+def live_feed_chart(feed, every, height, key, drawn=None):
+    """A chart that fetches its own figures: ``feed`` is the route and query (see live_feed.py), asked
+    every ``every`` seconds. Given ``drawn`` (what the page was drawn with), the chart reruns the page
+    when the route's answer says that changed."""
+    return _component(feed=feed, every=every, drawn=drawn, height=height, key=key, default=None)

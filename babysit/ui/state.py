@@ -6,13 +6,22 @@ import streamlit as st
 
 from babysit.manager import SessionManager, StudyManager
 
+_made = {}  # the manager last made, for the live charts' requests, which come from no page's script run
+
 
 @st.cache_resource
 def manager():
     """The server's runs; made once per process, shared by every tab."""
     sessions = SessionManager()
     atexit.register(sessions.close_all)  # checkpoint and flush every run when the server stops
+    _made["runs"] = sessions
     return sessions
+
+
+def made_manager():
+    """The server's runs if a page has made them, else None; callable outside a page's script run
+    (``manager()`` there would log Streamlit's warning about a missing script context at every call)."""
+    return _made.get("runs")
 
 
 def show_problems(error, where=""):

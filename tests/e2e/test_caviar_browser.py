@@ -27,7 +27,7 @@ if not os.path.exists("/usr/bin/chromium"):
                 allow_module_level=True)
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-test.txt)")
 
-from live_charts import COST_CHART  # noqa: E402
+from live_charts import COST_CHART, wait_for_status  # noqa: E402
 from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 from playwright.sync_api import expect  # noqa: E402
 
@@ -130,16 +130,11 @@ def number_input(page, label, value):
     expect(field).to_have_value(str(value))
 
 
-def status_line(page):
-    return page.get_by_test_id("stMarkdownContainer").filter(has_text=STATUS)
-
-
 def status(page):
     """(status, step) from the Babysit page's status line."""
-    line = status_line(page)
-    expect(line).to_have_count(1, timeout=WAIT)
-    match = STATUS.match(line.inner_text().strip())
-    assert match, f"unexpected status line {line.inner_text()!r}"
+    line = wait_for_status(page, " · step ", timeout=WAIT)
+    match = STATUS.match(line)
+    assert match, f"unexpected status line {line!r}"
     return match.group(1), int(match.group(2).replace(",", ""))
 
 
@@ -301,7 +296,7 @@ def test_d_the_best_trials_row_goes_to_panda_mode_paused_where_it_stopped(page, 
     assert "study" not in query
     expect(page.get_by_role("heading", name=f"trial {best.number} of study {study_id[:6]}")).to_be_visible(
         timeout=WAIT)
-    expect(status_line(page)).to_contain_text(f"paused · step {best.step:,} · epoch {EPOCHS}", timeout=WAIT)
+    wait_for_status(page, f"paused · step {best.step:,} · epoch {EPOCHS}", timeout=WAIT)
     assert status(page) == ("paused", best.step)
     expect(page.get_by_role("button", name="Resume", exact=True)).to_be_enabled()
 
@@ -327,7 +322,7 @@ def test_e_resume_trains_on_from_the_trials_step(page, server, artifacts, journe
     shot(page, artifacts, "06-resumed")
 
     page.get_by_role("button", name="Pause").click()  # leave it as the user would, paused
-    expect(status_line(page)).to_contain_text("paused", timeout=WAIT)
+    wait_for_status(page, "paused", timeout=WAIT)
     run = until(lambda: (r := read_store(server.home, lambda s: s.get_run(run_id))).status == "paused" and r,
                 "the store to record the pause")
     assert run.step > best.step

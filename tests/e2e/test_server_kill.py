@@ -38,6 +38,7 @@ if not os.path.exists("/usr/bin/chromium"):
                 allow_module_level=True)
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-test.txt)")
 
+from live_charts import wait_for_status  # noqa: E402
 from playwright.sync_api import expect  # noqa: E402
 
 from babysit.store import Store  # noqa: E402
@@ -162,15 +163,10 @@ def trial_rows(home, study_id):
                        " ORDER BY number", (study_id,))
 
 
-def status_line(page):
-    return page.get_by_test_id("stMarkdownContainer").filter(has_text=STATUS)
-
-
 def status(page):
-    line = status_line(page)
-    expect(line).to_have_count(1, timeout=WAIT)
-    match = STATUS.match(line.inner_text().strip())
-    assert match, f"unexpected status line {line.inner_text()!r}"
+    line = wait_for_status(page, " · step ", timeout=WAIT)
+    match = STATUS.match(line)
+    assert match, f"unexpected status line {line!r}"
     return match.group(1), int(match.group(2).replace(",", ""))
 
 
@@ -180,17 +176,17 @@ def create_and_start(page):
     create.click()
     page.wait_for_url(RUN_URL, timeout=WAIT)
     run_id = RUN_URL.search(page.url).group(1)
-    expect(status_line(page)).to_contain_text("created · step 0", timeout=WAIT)
+    wait_for_status(page, "created · step 0", timeout=WAIT)
     start = page.get_by_role("button", name="Start")
     start.click()
     try:
-        expect(status_line(page)).to_contain_text("running", timeout=10_000)
+        wait_for_status(page, "running", timeout=10_000)
     except AssertionError:
         # a click that lands while the page is being redrawn can be lost (a page bug, reported); its
         # user clicks again
-        expect(status_line(page)).to_contain_text("created · step 0")
+        wait_for_status(page, "created · step 0")
         start.click()
-        expect(status_line(page)).to_contain_text("running", timeout=WAIT)
+        wait_for_status(page, "running", timeout=WAIT)
     return run_id
 
 
@@ -288,7 +284,7 @@ def check_resumed(page, server, run_id, was):
     the kill again (the steps after the checkpoint dropped and trained again), contiguous from 1."""
     page.goto(f"{server.url}?run={run_id}")
     checkpoint = was["checkpoint"]
-    expect(status_line(page)).to_contain_text("running", timeout=60_000)
+    wait_for_status(page, "running", timeout=60_000)
     until(lambda: status(page)[1] > checkpoint, f"run {run_id} to train past its checkpoint at {checkpoint:,}")
     until(lambda: flushed_step(server.home, run_id) > was["last"],
           f"run {run_id}'s metrics to pass step {was['last']:,} again")
