@@ -420,6 +420,8 @@ class Session:
         self.status = "running"
         self.guardrail = None
         self.store.update_run(self.run_id, owner=owner_tag())
+        # the rate is counted from here: the time paused before it is not the run's speed
+        self._last_flush = time.monotonic()
 
     def _do_pause(self, command, message=""):
         if self.status != "running":

@@ -690,6 +690,31 @@ class TestSnapshot:
         x, _ = session.snapshot().series["cost"]
         assert x[-1] == 17
 
+    def test_steps_per_second_after_a_resume_count_from_the_resume(self, store, monkeypatch):
+        """The rate is the steps between two flushes over the time between them: after a pause, the time
+        paused is not part of it. A clock moved by hand: steps of 1 ms each, either side of 100 s paused."""
+        now = [1000.0]
+        monkeypatch.setattr(time, "monotonic", lambda: now[0])
+        session = new_session(store, flush_every=0.5)
+        session.submit("start")
+
+        def train(n):
+            for _ in range(n):
+                now[0] += 0.001
+                session.tick()
+
+        train(1000)
+        assert session.snapshot().steps_per_second == pytest.approx(1000, rel=0.01)
+        session.submit("pause")
+        session.tick()
+        assert session.snapshot().steps_per_second == 0
+        now[0] += 100.0
+        session.submit("resume")
+        train(10)  # before the first flush since the resume: the rate measured up to the pause
+        assert session.snapshot().steps_per_second == pytest.approx(1000, rel=0.01)  # not 1 step / 100 s
+        train(1000)
+        assert session.snapshot().steps_per_second == pytest.approx(1000, rel=0.01)
+
 
 class TestThreads:
     def test_lifecycle(self, store):
