@@ -144,6 +144,13 @@ def test_b_the_cost_chart_gains_points_while_it_trains(page, server, artifacts, 
     assert later
     shot(page, artifacts, "02-training")
 
+    # the status line and the cost chart are fetched every second while the run trains
+    asked = []
+    page.on("request", lambda r: f"/babysit/live/{run_id}/cost" in r.url and asked.append(time.monotonic()))
+    page.wait_for_timeout(6_000)
+    assert len(asked) >= 5, f"{len(asked)} fetches of the cost chart in 6 s"
+    assert max(b - a for a, b in zip(asked, asked[1:], strict=False)) < 1.5, asked
+
 
 def test_b_a_zoomed_cost_chart_stays_zoomed_while_it_redraws(page, server, artifacts, journey):
     (run_id,) = needs(journey, "run_id")
