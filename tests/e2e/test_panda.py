@@ -23,6 +23,7 @@ if not os.path.exists("/usr/bin/chromium"):
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-test.txt)")
 
 from live_charts import COST_CHART, chart_count, cost_chart_box, status_lines, wait_for_status  # noqa: E402
+from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 from playwright.sync_api import expect  # noqa: E402
 
 from babysit.config import RunConfig  # noqa: E402
@@ -77,6 +78,10 @@ def status(page):
     match = STATUS.match(line)
     assert match, f"unexpected status line {line!r}"
     return match.group(1), int(match.group(2).replace(",", ""))
+
+
+def resumes(home, run_id):
+    return read_store(home, lambda s: sum(e.kind == "resume" for e in s.events(run_id)))
 
 
 def alpha_slider(page):
@@ -263,15 +268,21 @@ def test_d_pause(page, server, artifacts, journey):
         # the raised alpha on a run tens of thousands of steps into overfitting can trip the guardrail
         # first; resuming is what its user would do, and the guardrail starts its watch afresh
         expect(page.get_by_text("Paused by the guardrail")).to_be_visible()
+        before = resumes(server.home, run_id)
         page.get_by_role("button", name="Resume", exact=True).click()
-        wait_for_status(page, "running", timeout=WAIT)
-    page.get_by_role("button", name="Pause").click()
-    wait_for_status(page, "paused", timeout=WAIT)
-    expect(page.get_by_role("button", name="Resume", exact=True)).to_be_enabled()
-    _, step = status(page)
+        until(lambda: resumes(server.home, run_id) > before, "the resume to reach the run", timeout=30)
+    try:
+        page.get_by_role("button", name="Pause").click(timeout=10_000)
+    except PlaywrightTimeout:
+        # resumed at α = 0.02 deep into overfitting, the run can trip its guardrail again within a second,
+        # before Pause is pressed: it is paused already
+        expect(page.get_by_text("Paused by the guardrail")).to_be_visible()
     info = until(lambda: (r := read_store(server.home, lambda s: s.get_run(run_id))).status == "paused" and r,
                  "the store to record the pause")
-    assert info.step == step
+    # the page shows the step the store holds, at its next refresh (a line already there may predate it)
+    step = info.step
+    wait_for_status(page, f"paused · step {step:,} ·", timeout=WAIT)
+    expect(page.get_by_role("button", name="Resume", exact=True)).to_be_enabled()
     time.sleep(1.2)  # a refresh later, still the same step: the run is paused
     assert status(page) == ("paused", step)
     journey["paused_step"] = step
