@@ -627,6 +627,7 @@ def long_run(tmp_path_factory):
             held.append((step - session._flushed_step,
                          len(session._unfolded) + sum(len(b["step"]) for b in session._unwritten)))
         if step in (2_000, 20_000):
+            session.snapshot()  # folds what is not yet in the history, whenever the last flush was
             nbytes[step] = sum(s.nbytes() for s in session._series.values())
     yield session, store, held, nbytes
     session.close()
