@@ -26,7 +26,6 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from operator import itemgetter
 
 import numpy as np
 
@@ -36,21 +35,22 @@ from babysit.errors import BabysitError, ConfigError, DivergedError
 from babysit.events import Event
 from babysit.history import MinMaxSeries
 from babysit.hyperparams import HyperParams
-from babysit.store import StoreError, owner_alive, owner_tag
+from babysit.store import EVAL_FIELDS, STEP_FIELDS, StoreError, owner_alive, owner_tag
 from babysit.trainer import Trainer
 
 STATUSES = ("created", "running", "paused", "stopped", "failed")
 COMMANDS = ("start", "pause", "resume", "step", "epochs", "set", "rewind", "branch", "probe", "stop", "shutdown")
-EVAL_FIELDS = ("train_cost", "dev_cost", "train_accuracy", "dev_accuracy")
 STARTING = ("start", "resume", "step", "epochs")  # the commands that set a run training
-RECORD_FIELDS = ("step", "epoch", "examples_seen", "alpha", "cost")  # a StepRecord's first five
+ROW = len(STEP_FIELDS)  # a StepRecord's first fields, the ones kept for every step
 
 
 @dataclass(frozen=True)
 class SessionSettings:
     eval_every: int = 500  # steps between evaluations of train and dev cost and accuracy
     health_every: int = 1000  # steps between health measurements
-    checkpoint_every: int = 5000  # steps between periodic checkpoints
+    # steps between periodic checkpoints: about a second of a small run at full speed; a change, a pause
+    # and a stop take their own, so this only bounds how far back a guardrail's rewind or a crash goes
+    checkpoint_every: int = 20_000
     flush_every: float = 0.5  # seconds between writes of metrics to the store (at most 1)
     guard_factor: float = 4.0  # pause when the smoothed cost exceeds this × max(best, guard_floor)
     guard_floor: float = 0.05  # costs below this are all "good": mini-batch noise near 0 trips nothing
@@ -153,8 +153,9 @@ class Session:
         self._target = None  # ("step", N) or ("epoch", E): a step or epochs command pauses there
         self._events = []
         self._checkpoints = []  # CheckpointInfo, in step order
-        # per step, records go: _unfolded (StepRecords) -> the history and _unwritten (column batches)
-        # -> the store; each record is turned into columns once
+        # per step, a record's STEP_FIELDS go: _unfolded (their values, flat: a list's extend is the
+        # cheapest thing a step can do, and the record itself is freed at once) -> the history and
+        # _unwritten (float64 column batches, at most a flush apart) -> the store
         self._unfolded, self._evals_unfolded = [], []
         self._unwritten = []  # {field: array} batches already in the history, not yet in the store
         self._health_unflushed = []  # (step, measurements) not yet in the history
@@ -356,7 +357,7 @@ class Session:
     def _train_plain(self, n):
         """``n`` updates where only the guardrail has a say, stopping early at a command or a trip.
         The guardrail's arithmetic is ``_train_step``'s, in the same order, so it trips at the same step."""
-        step, commands, append = self.trainer.step, self._commands, self._unfolded.append
+        step, commands, append = self.trainer.step, self._commands, self._unfolded.extend
         settings = self.settings
         g = settings.guard_smoothing
         factor, floor = settings.guard_factor, settings.guard_floor
@@ -366,7 +367,7 @@ class Session:
         try:
             for i in range(n):
                 record = step()
-                append(record)
+                append(record[:ROW])
                 if record[7] is not None:  # diverged: this update was not made
                     tripped = record.diverged
                     break
@@ -540,7 +541,7 @@ class Session:
             self._record(Event("change", record.step - 1, record.epoch, record.examples_seen - record.batch_size,
                                "schedule", changes={k: list(v) for k, v in record.changes.items()}))
         if record.diverged:
-            self._unfolded.append(record)
+            self._unfolded.extend(record[:ROW])
             self._trip(record.diverged, record.step, record.alpha)
             return record
         # the guardrail on the smoothed cost; this runs at every step, so it is kept to plain arithmetic
@@ -553,7 +554,7 @@ class Session:
             self._guard_limit = settings.guard_factor * (smoothed if smoothed > settings.guard_floor
                                                          else settings.guard_floor)
         elif smoothed > self._guard_limit:
-            self._unfolded.append(record)
+            self._unfolded.extend(record[:ROW])
             self._trip(self._risen(smoothed, self._guard_limit), record.step, record.alpha)
             return record
         step = record.step
@@ -561,7 +562,7 @@ class Session:
         reached = target is not None and (trainer.step_count if target[0] == "step" else trainer.epoch) >= target[1]
         if step % settings.eval_every == 0 or reached:
             self._evals_unfolded.append(trainer.evaluate())  # before its record: see _fold
-        self._unfolded.append(record)
+        self._unfolded.extend(record[:ROW])
         if step % settings.health_every == 0:
             self._health_unflushed.append((step, health.measure(trainer.model, trainer.optimizer.last_update,
                                                                 self._probe_X)))
@@ -697,14 +698,19 @@ class Session:
         del pending[:n]
         return batch
 
-    def _columns(self, records, evaluations):
-        n = len(records)
-        # StepRecords are tuples: one C-level pass per field
-        columns = {f: np.fromiter(map(itemgetter(i), records), np.float64, n) for i, f in enumerate(RECORD_FIELDS)}
+    def _take_rows(self):
+        """The unfolded rows as (len(STEP_FIELDS), n) columns, taken out; the training thread may be
+        adding more meanwhile: those stay for the next fold."""
+        taken = self._take(self._unfolded)  # a multiple of ROW: a row is added by one extend, never seen half-written
+        return np.array(taken, np.float64).reshape(-1, ROW).T.copy()
+
+    def _columns(self, rows, evaluations):
+        n = rows.shape[1]
+        columns = dict(zip(STEP_FIELDS, rows, strict=True))
         for f in EVAL_FIELDS:
             columns[f] = np.full(n, np.nan)
         if n and evaluations:
-            first = records[0].step
+            first = int(rows[0, 0])
             for ev in evaluations:
                 i = ev.step - first
                 if 0 <= i < n:
@@ -730,18 +736,19 @@ class Session:
     def _fold(self):
         """Bring the records not yet drawn into the bounded history, and queue them for the store
         (under the lock: snapshots read the history; any thread may fold)."""
-        records = self._take(self._unfolded)
-        if not records:
+        rows = self._take_rows()
+        if not rows.shape[1]:
             return
         # an evaluation is queued before its step's record, so it may belong to a record not taken yet
+        last = rows[0, -1]
         evaluations = self._take(self._evals_unfolded)
-        later = [ev for ev in evaluations if ev.step > records[-1].step]
+        later = [ev for ev in evaluations if ev.step > last]
         if later:
             self._evals_unfolded[:0] = later
-        columns = self._columns(records, evaluations)
+        columns = self._columns(rows, evaluations)
         self._fold_columns(columns)
         self._unwritten.append(columns)
-        evaluations = [ev for ev in evaluations if ev.step <= records[-1].step]
+        evaluations = [ev for ev in evaluations if ev.step <= last]
         if evaluations:
             ev = evaluations[-1]
             self._last_evaluation = {"step": ev.step, **{f: getattr(ev, f) for f in EVAL_FIELDS}}

@@ -1,12 +1,14 @@
 """The run store: one SQLite database (WAL mode) and checkpoint files beside it.
 
     $BABYSIT_HOME (default ./runs)/
-        babysit.db                      runs, events, metrics, health, checkpoints, retests
+        babysit.db                      runs, events, metrics, evaluations, health, checkpoints, retests
         checkpoints/<run id>/<step>.npz weights, optimizer state, data order, RNG state, hyperparameters
 
 Metrics arrive in batches (a session flushes at least once a second): each batch is one row whose
-columns are raw float64 arrays, which keeps a 15,000-steps-per-second run cheap to record and
-reads back bit for bit. Checkpoints are written to a temporary name and renamed into place, so a
+per-step columns (step, epoch, examples seen, alpha, cost) are raw float64 arrays, which keeps a
+15,000-steps-per-second run cheap to record and reads back bit for bit. The evaluations (train and
+dev cost and accuracy), made every few hundred steps, are rows of their own, not mostly-empty
+columns of every step. Checkpoints are written to a temporary name and renamed into place, so a
 crash leaves either the old file or the new one, never half of one; they hold only arrays and
 JSON text (no pickle). ``recover()`` (the server calls it when it starts) brings back paused the
 runs left marked as training by a process that died.
@@ -30,8 +32,9 @@ import numpy as np
 from babysit.errors import BabysitError
 from babysit.events import Event
 
-METRIC_FIELDS = ("step", "epoch", "examples_seen", "alpha", "cost",
-                 "train_cost", "dev_cost", "train_accuracy", "dev_accuracy")
+STEP_FIELDS = ("step", "epoch", "examples_seen", "alpha", "cost")  # one value at every step
+EVAL_FIELDS = ("train_cost", "dev_cost", "train_accuracy", "dev_accuracy")  # NaN where not evaluated
+METRIC_FIELDS = STEP_FIELDS + EVAL_FIELDS
 RUN_ID = re.compile(r"^[0-9a-f]{12}$")
 LIVE = ("running",)  # statuses that mean a thread was training when the process ended
 
@@ -49,6 +52,10 @@ CREATE TABLE IF NOT EXISTS metrics (
     id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, first_step INTEGER NOT NULL,
     last_step INTEGER NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, first_step);
+CREATE TABLE IF NOT EXISTS evaluations (
+    run_id TEXT NOT NULL, step INTEGER NOT NULL, train_cost REAL, dev_cost REAL, train_accuracy REAL,
+    dev_accuracy REAL);
+CREATE INDEX IF NOT EXISTS evaluations_run ON evaluations(run_id, step);
 CREATE TABLE IF NOT EXISTS health (
     id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, step INTEGER NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS health_run ON health(run_id, step);
@@ -190,7 +197,7 @@ class Store:
         check_run_id(run_id)
         files = [info.file for info in self.checkpoints(run_id)]
         with self._tx() as db:
-            for table in ("events", "metrics", "health", "checkpoints", "retests"):
+            for table in ("events", "metrics", "evaluations", "health", "checkpoints", "retests"):
                 db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
             db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
         for file in files:
@@ -245,21 +252,35 @@ class Store:
     def add_metrics(self, run_id, columns):
         """One batch of rows: {field: float64 array} with every METRIC_FIELDS column of equal length."""
         check_run_id(run_id)
-        block = np.stack([np.asarray(columns[f], np.float64) for f in METRIC_FIELDS])  # (fields, n)
+        block = np.stack([np.asarray(columns[f], np.float64) for f in STEP_FIELDS])  # (fields, n)
         n = block.shape[1]
         if n == 0:
             return
+        evals = np.stack([np.asarray(columns[f], np.float64) for f in EVAL_FIELDS])
+        evaluated = np.flatnonzero(~np.isnan(evals).all(axis=0))
+        # SQLite keeps NaN as NULL, which reads back as NaN
+        eval_rows = [(run_id, int(block[0, i]), *map(float, evals[:, i])) for i in evaluated]
         with self._tx() as db:
             db.execute("INSERT INTO metrics (run_id, first_step, last_step, n, data) VALUES (?, ?, ?, ?, ?)",
                        (run_id, int(block[0, 0]), int(block[0, -1]), n, block.tobytes()))
+            db.executemany(f"INSERT INTO evaluations (run_id, step, {', '.join(EVAL_FIELDS)})"
+                           " VALUES (?, ?, ?, ?, ?, ?)", eval_rows)
 
     def metrics(self, run_id, after=0):
         """Every recorded row with step > ``after``, as {field: array}, in step order."""
+        check_run_id(run_id)
         rows = self._query("SELECT n, data FROM metrics WHERE run_id = ? AND last_step > ? ORDER BY first_step",
-                           (check_run_id(run_id), after))
-        blocks = [np.frombuffer(data, np.float64).reshape(len(METRIC_FIELDS), n) for n, data in rows]
+                           (run_id, after))
+        blocks = [_unpack_metrics(n, data) for n, data in rows]
         block = np.concatenate(blocks, axis=1) if blocks else np.empty((len(METRIC_FIELDS), 0))
         block = block[:, block[0] > after]
+        evals = self._query(f"SELECT step, {', '.join(EVAL_FIELDS)} FROM evaluations WHERE run_id = ? AND step > ?"
+                            " ORDER BY step", (run_id, after))
+        if evals and block.shape[1]:
+            evals = np.array(evals, np.float64)  # NULL -> NaN
+            at = np.minimum(np.searchsorted(block[0], evals[:, 0]), block.shape[1] - 1)
+            found = block[0, at] == evals[:, 0]  # an evaluation without its step's row is not shown
+            block[len(STEP_FIELDS):, at[found]] = evals[found, 1:].T
         return {f: block[i] for i, f in enumerate(METRIC_FIELDS)}
 
     def truncate_metrics(self, run_id, step):
@@ -270,10 +291,12 @@ class Store:
                                     " AND last_step > ?", (run_id, step, step)).fetchall()
             db.execute("DELETE FROM metrics WHERE run_id = ? AND first_step > ?", (run_id, step))
             for row_id, n, data in straddling:
-                block = np.frombuffer(data, np.float64).reshape(len(METRIC_FIELDS), n)
+                width = len(data) // (8 * n)  # a store written before evaluations had their own table: 9
+                block = np.frombuffer(data, np.float64).reshape(width, n)
                 block = np.ascontiguousarray(block[:, block[0] <= step])
                 db.execute("UPDATE metrics SET last_step = ?, n = ?, data = ? WHERE id = ?",
                            (int(block[0, -1]), block.shape[1], block.tobytes(), row_id))
+            db.execute("DELETE FROM evaluations WHERE run_id = ? AND step > ?", (run_id, step))
             db.execute("DELETE FROM health WHERE run_id = ? AND step > ?", (run_id, step))
 
     def copy_history(self, source, target, step):
@@ -471,6 +494,17 @@ class Store:
 
     def integrity_check(self):
         return self._query("PRAGMA integrity_check")[0][0]
+
+
+def _unpack_metrics(n, data):
+    """A metrics row's blob as (len(METRIC_FIELDS), n), the evaluations NaN (they are read from their own
+    table). A store written before they had one holds them in the blob: all METRIC_FIELDS."""
+    stored = np.frombuffer(data, np.float64).reshape(len(data) // (8 * n), n)
+    if stored.shape[0] == len(METRIC_FIELDS):
+        return stored
+    block = np.full((len(METRIC_FIELDS), n), np.nan)
+    block[: len(STEP_FIELDS)] = stored
+    return block
 
 
 class _Transaction:

@@ -15,8 +15,8 @@ from babysit.config import parse_config
 from babysit.errors import BabysitError, ConfigError, DivergedError
 from babysit.events import Event
 from babysit.session import Session, SessionSettings, Snapshot
-from babysit.store import Store
-from babysit.trainer import Trainer
+from babysit.store import STEP_FIELDS, Store
+from babysit.trainer import StepRecord, Trainer
 
 M_TRAIN = 160  # 200 moons examples, a fifth held out: 5 updates of 32 make an epoch
 
@@ -625,7 +625,7 @@ def long_run(tmp_path_factory):
         session.tick()
         if step % 500 == 0:
             held.append((step - session._flushed_step,
-                         len(session._unfolded) + sum(len(b["step"]) for b in session._unwritten)))
+                         len(session._unfolded) // len(STEP_FIELDS) + sum(len(b["step"]) for b in session._unwritten)))
         if step in (2_000, 20_000):
             session.snapshot()  # folds what is not yet in the history, whenever the last flush was
             nbytes[step] = sum(s.nbytes() for s in session._series.values())
@@ -654,7 +654,7 @@ class TestLongRun:
         assert all(records == since for since, records in held)  # nothing older than the last flush is kept
         session.snapshot()
         session._flush()
-        assert session._unfolded == [] and session._unwritten == []
+        assert len(session._unfolded) == 0 and session._unwritten == []
         assert session._evals_unfolded == [] and session._health_unflushed == []
         assert nbytes[20_000] <= nbytes[2_000]
         assert len(session._events) < 10  # events come from commands, not steps
@@ -943,3 +943,8 @@ def test_the_training_thread_alone_is_lowered_in_priority(store):
         assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == ours  # this thread untouched
     finally:
         session.close()
+
+
+def test_a_steps_record_starts_with_the_fields_kept_for_every_step():
+    """The session keeps a StepRecord's first fields as a flat row, in the store's column order."""
+    assert StepRecord._fields[: len(STEP_FIELDS)] == STEP_FIELDS

@@ -87,6 +87,11 @@ class TestRuns:
             store.get_run(a)
         assert store.events(a) == [] and store.checkpoints(a) == []
         assert store.metrics(a)["step"].size == 0
+        with sqlite3.connect(store.path) as db:  # nothing of it is left behind, its evaluations included
+            left = {t: db.execute(f"SELECT COUNT(*) FROM {t} WHERE run_id = ?", (a,)).fetchone()[0]
+                    for t in ("events", "metrics", "evaluations", "health", "checkpoints")}
+        db.close()
+        assert left == dict.fromkeys(left, 0)
 
     def test_missing_run(self, store):
         """Asking for a well-formed id that is not there names it."""
@@ -205,12 +210,37 @@ class TestMetrics:
             np.testing.assert_array_equal(got[f], np.concatenate([a[f], b[f][:25]]))
         assert [s for s, _ in store.health(run)] == [50]
         assert store.metrics(other)["step"].size == 150  # another run is untouched
-        # a cut at a batch's boundary and then more rows: contiguous, no duplicates
+        # a cut at a batch's boundary and then more rows: contiguous, no duplicates, and the evaluations
+        # shown at the new steps are the new ones, none left over from the rows that were cut
         store.truncate_metrics(run, 50)
-        store.add_metrics(run, columns(range(51, 61), rng))
-        np.testing.assert_array_equal(store.metrics(run)["step"], np.arange(1, 61))
+        again = columns(range(51, 61), rng)
+        store.add_metrics(run, again)
+        got = store.metrics(run)
+        np.testing.assert_array_equal(got["step"], np.arange(1, 61))
+        for f in METRIC_FIELDS:
+            np.testing.assert_array_equal(got[f], np.concatenate([a[f], again[f]]))
         store.truncate_metrics(run, 0)
         assert store.metrics(run)["step"].size == 0
+
+    def test_store_with_evaluations_in_every_row_still_reads(self, store, config):
+        """A store written when each metrics row held the evaluation columns too (all nine fields per
+        step) reads back as it was written, is cut by a rewind, and takes new batches after it."""
+        run = store.create_run(config)
+        rng = np.random.default_rng(4)
+        old, new = columns(range(1, 41), rng), columns(range(41, 61), rng)
+        block = np.stack([old[f] for f in METRIC_FIELDS])  # (9, n), as those versions wrote it
+        with sqlite3.connect(store.path) as db:
+            db.execute("INSERT INTO metrics (run_id, first_step, last_step, n, data) VALUES (?, ?, ?, ?, ?)",
+                       (run, 1, 40, 40, block.tobytes()))
+        db.close()
+        store.add_metrics(run, new)
+        got = store.metrics(run)
+        for f in METRIC_FIELDS:
+            np.testing.assert_array_equal(got[f], np.concatenate([old[f], new[f]]))
+        store.truncate_metrics(run, 25)
+        got = store.metrics(run)
+        for f in METRIC_FIELDS:
+            np.testing.assert_array_equal(got[f], old[f][:25])
 
     def test_copy_history_up_to_step(self, store, config):
         """copy_history gives another run the metrics, health and live events up to a step."""
