@@ -654,7 +654,7 @@ class TestLongRun:
         assert all(records == since for since, records in held)  # nothing older than the last flush is kept
         session.snapshot()
         session._flush()
-        assert len(session._unfolded) == 0 and session._unwritten == []
+        assert session._unfolded == [] and session._unwritten == []
         assert session._evals_unfolded == [] and session._health_unflushed == []
         assert nbytes[20_000] <= nbytes[2_000]
         assert len(session._events) < 10  # events come from commands, not steps
