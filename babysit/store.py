@@ -291,8 +291,7 @@ class Store:
                                     " AND last_step > ?", (run_id, step, step)).fetchall()
             db.execute("DELETE FROM metrics WHERE run_id = ? AND first_step > ?", (run_id, step))
             for row_id, n, data in straddling:
-                width = len(data) // (8 * n)  # a store written before evaluations had their own table: 9
-                block = np.frombuffer(data, np.float64).reshape(width, n)
+                block = _stored_block(n, data)
                 block = np.ascontiguousarray(block[:, block[0] <= step])
                 db.execute("UPDATE metrics SET last_step = ?, n = ?, data = ? WHERE id = ?",
                            (int(block[0, -1]), block.shape[1], block.tobytes(), row_id))
@@ -496,10 +495,16 @@ class Store:
         return self._query("PRAGMA integrity_check")[0][0]
 
 
+def _stored_block(n, data):
+    """A metrics row's blob as written: (fields, n), the STEP_FIELDS, or all METRIC_FIELDS in a store
+    written before the evaluations had a table of their own."""
+    return np.frombuffer(data, np.float64).reshape(len(data) // (8 * n), n)
+
+
 def _unpack_metrics(n, data):
-    """A metrics row's blob as (len(METRIC_FIELDS), n), the evaluations NaN (they are read from their own
-    table). A store written before they had one holds them in the blob: all METRIC_FIELDS."""
-    stored = np.frombuffer(data, np.float64).reshape(len(data) // (8 * n), n)
+    """A metrics row's blob as (len(METRIC_FIELDS), n), the evaluations NaN where the blob has none (they
+    are read from their own table)."""
+    stored = _stored_block(n, data)
     if stored.shape[0] == len(METRIC_FIELDS):
         return stored
     block = np.full((len(METRIC_FIELDS), n), np.nan)
