@@ -42,11 +42,25 @@ STATUSES = ("created", "running", "paused", "stopped", "failed")
 COMMANDS = ("start", "pause", "resume", "step", "epochs", "set", "rewind", "branch", "probe", "stop", "shutdown")
 STARTING = ("start", "resume", "step", "epochs")  # the commands that set a run training
 ROW = len(STEP_FIELDS)  # a StepRecord's first fields, the ones kept for every step
+EVAL_EVERY = 500  # steps between evaluations unless the data set is large or the settings say otherwise
+EVAL_SHARE = 0.02  # on a large data set, at most this share of training goes to evaluations (estimated)
+
+
+def evaluation_interval(n_examples, batch_size):
+    """Steps between two evaluations when the settings leave it open: EVAL_EVERY, or on a data set so
+    large that a pass over its ``n_examples`` (train and dev) would cost more than EVAL_SHARE of the
+    ``batch_size``-example updates in between, the smallest multiple of EVAL_EVERY that does not. A
+    pass is forward only, about a third of an update's work per example: n_examples / (3 batch_size)
+    updates."""
+    updates = n_examples / (3 * batch_size)
+    return EVAL_EVERY * max(1, math.ceil(updates / EVAL_SHARE / EVAL_EVERY))
 
 
 @dataclass(frozen=True)
 class SessionSettings:
-    eval_every: int = 500  # steps between evaluations of train and dev cost and accuracy
+    # steps between evaluations of train and dev cost and accuracy; None: EVAL_EVERY, or more on a large
+    # data set, so that evaluating stays a small share of training (evaluation_interval)
+    eval_every: int = None
     health_every: int = 1000  # steps between health measurements
     # steps between periodic checkpoints: about a second of a small run at full speed; a change, a pause
     # and a stop take their own, so this only bounds how far back a guardrail's rewind or a crash goes
@@ -63,6 +77,8 @@ class SessionSettings:
         if not 0 < self.flush_every <= 1:
             raise ConfigError(f"flush_every must be in (0, 1] seconds, got {self.flush_every}")
         for name in ("eval_every", "health_every", "checkpoint_every", "probe_size", "history_capacity"):
+            if name == "eval_every" and self.eval_every is None:
+                continue
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
         if not self.guard_factor > 1:
@@ -130,6 +146,7 @@ class Snapshot:
     config: RunConfig
     n_features: int = 0  # the data's inputs and classes: the net's first and last widths
     n_classes: int = 0
+    eval_every: int = 0  # steps between evaluations, for the batch size in force
     taken: float = field(default_factory=time.time)
 
 
@@ -340,7 +357,7 @@ class Session:
         trainer, settings = self.trainer, self.settings
         step = trainer.step_count
         due = step + 4097
-        for every in (settings.eval_every, settings.health_every, settings.checkpoint_every):
+        for every in (self.evaluation_interval(), settings.health_every, settings.checkpoint_every):
             due = min(due, step - step % every + every)
         for s in self._schedule_steps:
             if s > step:
@@ -560,7 +577,7 @@ class Session:
         step = record.step
         target = self._target
         reached = target is not None and (trainer.step_count if target[0] == "step" else trainer.epoch) >= target[1]
-        if step % settings.eval_every == 0 or reached:
+        if step % self.evaluation_interval() == 0 or reached:
             self._evals_unfolded.append(trainer.evaluate())  # before its record: see _fold
         self._unfolded.extend(record[:ROW])
         if step % settings.health_every == 0:
@@ -577,6 +594,14 @@ class Session:
         elif time.monotonic() - self._last_flush >= settings.flush_every:
             self._flush()
         return record
+
+    def evaluation_interval(self):
+        """Steps between evaluations: the settings', or else for the data and the batch size in force
+        (a live change of the batch size moves them)."""
+        if self.settings.eval_every is not None:
+            return self.settings.eval_every
+        t = self.trainer
+        return evaluation_interval(t.m + t.X_dev.shape[1], min(t.hp.mini_batch_size, t.m))
 
     def _reset_guard(self):
         """Forget the smoothed cost and its best: after a trip, a rewind, or on a new history."""
@@ -825,7 +850,7 @@ class Session:
             last_health=last_health, guardrail=self.guardrail, error=self.error, checkpoints=checkpoints,
             parent=self.parent, fork_step=self.fork_step, chance_cost=self.chance_cost,
             initial_cost=self.initial_cost, config=t.config, n_features=t.data.n_features,
-            n_classes=t.data.n_classes,
+            n_classes=t.data.n_classes, eval_every=self.evaluation_interval(),
         )
 
     def _pending(self):

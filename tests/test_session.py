@@ -14,7 +14,7 @@ import pytest
 from babysit.config import parse_config
 from babysit.errors import BabysitError, ConfigError, DivergedError
 from babysit.events import Event
-from babysit.session import Session, SessionSettings, Snapshot
+from babysit.session import Session, SessionSettings, Snapshot, evaluation_interval
 from babysit.store import STEP_FIELDS, Store
 from babysit.trainer import StepRecord, Trainer
 
@@ -632,6 +632,72 @@ def long_run(tmp_path_factory):
     yield session, store, held, nbytes
     session.close()
     store.close()
+
+
+class TestEvaluationInterval:
+    """Every 500 steps; on a data set large enough that a pass over it (about n / (3 batch) updates)
+    would cost more than 2% of the updates in between, the next multiple of 500 that does not."""
+
+    @pytest.mark.parametrize("n_examples, batch_size, expected", [
+        (1000, 64, 500),  # 5.2 updates a pass: 0.4% of 500
+        (20_000, 32, 10_500),  # 208.3 updates: 2% of 10,416.7, rounded up to a multiple of 500
+        (100_000, 64, 26_500),  # 520.8 updates: 2% of 26,041.7
+        (20_000, 512, 1000),  # 13.0 updates: 2% of 651
+    ])
+    def test_by_hand(self, n_examples, batch_size, expected):
+        assert evaluation_interval(n_examples, batch_size) == expected
+
+    def evaluated(self, store, session):
+        columns = store.metrics(session.run_id)
+        return [int(s) for s in columns["step"][~np.isnan(columns["train_cost"])]]
+
+    def test_a_small_data_set_is_evaluated_every_500_steps(self, store):
+        session = started(store)  # 200 examples
+        session.submit("pause")
+        session.submit("step", n=1200)
+        until_idle(session)
+        session.close()
+        assert self.evaluated(store, session) == [500, 1000, 1200]  # and where it stopped
+
+    def test_a_large_data_set_is_evaluated_less_often(self, store):
+        session = new_session(store, make_config(n_samples=20_000))  # batch 32
+        assert session.snapshot().eval_every == 10_500
+        session.submit("step", n=11_000)
+        until_idle(session)
+        session.close()
+        assert self.evaluated(store, session) == [10_500, 11_000]
+
+    def test_a_live_batch_size_change_moves_it(self, store):
+        session = new_session(store, make_config(n_samples=20_000))
+        session.set(mini_batch_size=512)
+        session.submit("step", n=2500)
+        until_idle(session)
+        assert session.snapshot().eval_every == 1000
+        session.close()
+        assert self.evaluated(store, session) == [1000, 2000, 2500]
+
+    def test_settings_that_name_one_keep_it(self, store):
+        session = new_session(store, make_config(n_samples=20_000), eval_every=300)
+        assert session.snapshot().eval_every == 300
+        session.close()
+
+    def test_the_thread_evaluates_where_ticks_do(self, store):
+        """Through a scheduled batch-size change, which moves the interval mid-run."""
+        # 3,000 examples: batch 8 gives 6,500 steps; batch 64 from step 7,000 gives 1,000
+        config = make_config(n_samples=3000, mini_batch_size=8,
+                             schedule=[{"step": 7000, "set": {"mini_batch_size": 64}}])
+        by_ticks = new_session(store, config)
+        by_ticks.submit("step", n=9500)
+        until_idle(by_ticks)
+        threaded = new_session(store, config)
+        threaded.start_thread()
+        threaded.submit("step", n=9500)
+        try:
+            wait_for(lambda: threaded.status == "paused" and not threaded.snapshot().pending, timeout=60)
+        finally:
+            threaded.close()
+        by_ticks.close()
+        assert self.evaluated(store, by_ticks) == self.evaluated(store, threaded) == [6500, 7000, 8000, 9000, 9500]
 
 
 class TestLongRun:

@@ -120,6 +120,7 @@ def test_the_form_creates_a_run_and_shows_its_controls():
 
     assert len(run_id) == 12
     assert [t.value for t in at.title] == [session.name]
+    assert any(c.value.endswith("· train and dev cost every 500 steps") for c in at.caption)
     labels = [b.label for b in at.button]
     for label in ("Start", "Pause", "Step 100", "Stop"):
         assert label in labels

@@ -291,7 +291,8 @@ def live(mgr, session):
     config = snap.config
     st.title(snap.name)
     arch = "-".join(str(n) for n in (snap.n_features, *config.model.layers, snap.n_classes))
-    line = f"run `{run_id}` · {config.data.label} · {arch} {config.model.activation} · {config.model.dtype}"
+    line = (f"run `{run_id}` · {config.data.label} · {arch} {config.model.activation} · {config.model.dtype}"
+            f" · train and dev cost every {snap.eval_every:,} steps")
     if snap.parent:
         line += f" · branched from [{snap.parent}](?run={snap.parent}) at step {snap.fork_step:,}"
     st.caption(line)
