@@ -46,6 +46,21 @@ EVAL_EVERY = 500  # steps between evaluations unless the data set is large or th
 EVAL_SHARE = 0.02  # on a large data set, at most this share of training goes to evaluations (estimated)
 
 
+def periodic_checkpoints_kept(steps, every, kept):
+    """Of the periodic checkpoints at ``steps`` (ascending), those to keep: at each spacing
+    every × 10^j (j = 0, 1, 2, ...), the newest ``kept`` at a multiple of it, and the newest of all.
+    A run keeps some ``kept`` × log10(its checkpoints) of them, recent ones close together and older
+    ones further apart, instead of one every ``every`` steps since its start."""
+    keep = set(steps[-1:])
+    spacing = every
+    while True:
+        at = [s for s in steps if s % spacing == 0]
+        if not at:
+            return keep
+        keep.update(at[-kept:])
+        spacing *= 10
+
+
 def evaluation_interval(n_examples, batch_size):
     """Steps between two evaluations when the settings leave it open: EVAL_EVERY, or on a data set so
     large that a pass over its ``n_examples`` (train and dev) would cost more than EVAL_SHARE of the
@@ -65,6 +80,9 @@ class SessionSettings:
     # steps between periodic checkpoints: about a second of a small run at full speed; a change, a pause
     # and a stop take their own, so this only bounds how far back a guardrail's rewind or a crash goes
     checkpoint_every: int = 20_000
+    # periodic checkpoints kept at each spacing: the newest 10 at checkpoint_every apart, 10 at ten
+    # times that, and so on (periodic_checkpoints_kept); a change's, a pause's and a stop's are all kept
+    checkpoints_kept: int = 10
     flush_every: float = 0.5  # seconds between writes of metrics to the store (at most 1)
     guard_factor: float = 4.0  # pause when the smoothed cost exceeds this × max(best, guard_floor)
     guard_floor: float = 0.05  # costs below this are all "good": mini-batch noise near 0 trips nothing
@@ -76,7 +94,8 @@ class SessionSettings:
     def __post_init__(self):
         if not 0 < self.flush_every <= 1:
             raise ConfigError(f"flush_every must be in (0, 1] seconds, got {self.flush_every}")
-        for name in ("eval_every", "health_every", "checkpoint_every", "probe_size", "history_capacity"):
+        for name in ("eval_every", "health_every", "checkpoint_every", "checkpoints_kept", "probe_size",
+                     "history_capacity"):
             if name == "eval_every" and self.eval_every is None:
                 continue
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
@@ -670,6 +689,19 @@ class Session:
         # written after the metrics up to it: a crash leaves no gap between the two
         self._flush(checkpoint=(state, reason, cost))
 
+    def _thin_checkpoints(self):
+        """Delete the periodic checkpoints that periodic_checkpoints_kept does not keep: a long run's
+        disk use, and the list a snapshot carries, stay small."""
+        periodic = [c for c in self._checkpoints if c.reason == "periodic"]
+        kept = periodic_checkpoints_kept([c.step for c in periodic], self.settings.checkpoint_every,
+                                         self.settings.checkpoints_kept)
+        doomed = [c for c in periodic if c.step not in kept]
+        if doomed:
+            self.store.delete_checkpoints(self.run_id, doomed)
+            with self._lock:
+                gone = {c.file for c in doomed}
+                self._checkpoints = [c for c in self._checkpoints if c.file not in gone]
+
     def _checkpoint_at(self, step):
         if not isinstance(step, int) or isinstance(step, bool):
             raise ConfigError(f"a checkpoint step must be a whole number, got {step!r}")
@@ -819,6 +851,8 @@ class Session:
                     self._checkpoints.append(info)
             written = 3
             self.store.update_run(self.run_id, **run)
+            if checkpoint is not None and checkpoint[1] == "periodic":
+                self._thin_checkpoints()
         except BaseException:  # not written: keep it for the next flush, in order, ahead of anything newer
             with self._lock:
                 if written < 1:

@@ -395,7 +395,13 @@ class Store:
     def delete_checkpoints_after(self, run_id, step, since=None):
         """Delete checkpoints later than ``step``, and those at ``step`` taken after the time ``since``."""
         since = math.inf if since is None else since
-        doomed = [c for c in self.checkpoints(run_id) if c.step > step or (c.step == step and c.created > since)]
+        self.delete_checkpoints(run_id, [c for c in self.checkpoints(run_id)
+                                         if c.step > step or (c.step == step and c.created > since)])
+
+    def delete_checkpoints(self, run_id, doomed):
+        """Delete these checkpoints (CheckpointInfo): their rows, then their files (a crash in between
+        leaves a file no row names, never a row without its file)."""
+        check_run_id(run_id)
         with self._tx() as db:
             db.executemany("DELETE FROM checkpoints WHERE run_id = ? AND file = ?", [(run_id, c.file) for c in doomed])
         for info in doomed:

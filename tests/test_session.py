@@ -14,7 +14,7 @@ import pytest
 from babysit.config import parse_config
 from babysit.errors import BabysitError, ConfigError, DivergedError
 from babysit.events import Event
-from babysit.session import Session, SessionSettings, Snapshot, evaluation_interval
+from babysit.session import Session, SessionSettings, Snapshot, evaluation_interval, periodic_checkpoints_kept
 from babysit.store import STEP_FIELDS, Store
 from babysit.trainer import StepRecord, Trainer
 
@@ -359,6 +359,51 @@ class TestRewind:
         np.testing.assert_array_equal(columns["step"], np.arange(1, 178))
         assert np.all(np.diff(columns["examples_seen"]) == 32)
         assert session.snapshot().cost_means[0][-1] == 177
+
+
+class TestCheckpointThinning:
+    """Periodic checkpoints kept: at each spacing every × 10^j, the newest few at a multiple of it."""
+
+    def test_by_hand(self):
+        # every 10, 3 kept: 1980-2000 at 10 apart, 1800-2000 at 100, 1000 and 2000 at 1,000
+        assert periodic_checkpoints_kept(list(range(10, 2001, 10)), 10, 3) == {1000, 1800, 1900, 1980, 1990, 2000}
+        # every 20,000 up to 400,000, 10 kept: 220,000-400,000, and 200,000 at 200,000 apart
+        assert periodic_checkpoints_kept(list(range(20_000, 400_001, 20_000)), 20_000, 10) == set(
+            range(200_000, 400_001, 20_000))
+        assert periodic_checkpoints_kept([], 10, 3) == set()
+        assert periodic_checkpoints_kept([7, 13], 10, 3) == {13}  # off the spacing (another setting): the newest
+
+    def test_a_long_run_keeps_few_and_deletes_the_rest(self, store):
+        session = started(store, checkpoint_every=10, checkpoints_kept=3)
+        ticks(session, 505)
+        session.set(alpha=0.003)  # a change's checkpoint, at 505, is never thinned
+        session.submit("step", n=1495)
+        until_idle(session)
+        kept = [(c.step, c.reason) for c in store.checkpoints(session.run_id)]
+        assert kept == [(0, "start"), (505, "change"), (1000, "periodic"), (1800, "periodic"), (1900, "periodic"),
+                        (1980, "periodic"), (1990, "periodic"), (2000, "periodic")]
+        assert list(session.snapshot().checkpoints) == kept
+        folder = os.path.join(store.home, "checkpoints", session.run_id)
+        assert sorted(os.listdir(folder)) == sorted(os.path.basename(c.file) for c in store.checkpoints(session.run_id))
+
+    def test_a_rewind_between_kept_ones_takes_the_one_before_exactly(self, store):
+        session = started(store, checkpoint_every=10, checkpoints_kept=3)
+        session.submit("pause")
+        session.submit("step", n=1200)
+        until_idle(session)
+        trained = store.metrics(session.run_id)["cost"]
+        # kept: 1,180-1,200 (10 apart), 1,000-1,200 (100 apart), 1,000; 1,010-1,050 were thinned away
+        assert [c[0] for c in session.snapshot().checkpoints] == [0, 1000, 1100, 1180, 1190, 1200]
+        session.submit("rewind", step=1050)
+        session.tick()
+        assert session.trainer.step_count == 1000
+        session.submit("step", n=200)
+        again = until_idle(session)
+        assert [r.cost for r in again] == list(trained[1000:1200])
+        session.close()
+        reopened = Session.open(store, session.run_id)
+        assert reopened.trainer.step_count == 1200
+        reopened.close()
 
 
 class TestBranch:
@@ -989,6 +1034,13 @@ class TestReopen:
         assert reopened.trainer.step_count == 20 and reopened.trainer.hp.alpha == 0.07
         assert reopened.snapshot().events[-1] == Event("change", 20, 4, 640, "user", {"alpha": [0.01, 0.07]},
                                                        time=reopened.snapshot().events[-1].time)
+
+
+@pytest.mark.parametrize("name", ["eval_every", "checkpoint_every", "checkpoints_kept"])
+@pytest.mark.parametrize("value", [0, 2.5])
+def test_a_setting_counted_in_steps_or_checkpoints_must_be_a_whole_number(name, value):
+    with pytest.raises(ConfigError, match=rf"{name} must be an integer >= 1, got {value}"):
+        SessionSettings(**{name: value})
 
 
 @pytest.mark.parametrize("value", [-1, 20, 2.5, "5"])

@@ -410,7 +410,9 @@ def _rewind_tab(mgr, session, snap):
         st.caption("No checkpoint yet.")
         return
     st.caption("A checkpoint holds the weights, the optimizer's state, the order of examples and the "
-               "hyperparameters. Rewinding restores one exactly; a branch starts a new run from it.")
+               "hyperparameters. Rewinding restores one exactly; a branch starts a new run from it. Periodic "
+               "checkpoints thin out with age (the newest ten close together, older ones further apart); "
+               "those taken at a change, a pause or a stop all stay.")
     options = list(range(len(snap.checkpoints)))[::-1]
     choice = st.selectbox("checkpoint", options, key=f"{snap.run_id}:checkpoint",
                           format_func=lambda i: f"step {snap.checkpoints[i][0]:,} ({snap.checkpoints[i][1]})")
