@@ -15,6 +15,7 @@ Loading collects every problem in the file and raises them together, one line ea
 import dataclasses
 import json
 import math
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -27,6 +28,11 @@ from models.activations import ACTIVATIONS
 
 DTYPES = ("float64", "float32")
 MAX_SAMPLES = 10_000_000
+
+
+def data_label(name, csv, target):
+    """A built-in data set's name, or "file.csv [target]": the CSV's folder is in the config."""
+    return name or f"{os.path.basename(str(csv))} [{target}]"
 
 
 @dataclass(frozen=True)
@@ -94,8 +100,8 @@ class DataConfig:
 
     @property
     def label(self):
-        """How the data set is named in tables: its name or the CSV's path."""
-        return self.name if self.csv is None else f"{self.csv} [{self.target}]"
+        """How the data set is named in tables and titles: its name, or the CSV's file name and target."""
+        return data_label(self.name, self.csv, self.target)
 
 
 @dataclass(frozen=True)

@@ -524,7 +524,7 @@ class Session:
         changes = command.args.get("changes") or {}
         old = HyperParams(**state["hyperparameters"])
         new = old.replace(**changes)  # a bad value is refused before any run is made
-        name = command.args.get("name") or f"{self.name} ⑂ {checkpoint.step}"
+        name = command.args.get("name") or f"{self.name} · branch at {checkpoint.step}"
         child = self.store.create_run(self.trainer.config, name, parent=self.run_id, fork_step=checkpoint.step,
                                       status="paused")
         self.store.copy_history(self.run_id, child, checkpoint.step)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from babysit.config import data_label
 from babysit.errors import BabysitError
 from babysit.events import Event
 
@@ -101,7 +102,7 @@ class RunInfo:
     @property
     def data_label(self):
         data = self.config.get("data", {})
-        return data.get("name") or f"{data.get('csv')} [{data.get('target')}]"
+        return data_label(data.get("name"), data.get("csv"), data.get("target"))
 
 
 @dataclass(frozen=True)

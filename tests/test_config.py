@@ -201,6 +201,7 @@ class TestCsvData:
         assert (c.data.csv, c.data.target, c.data.name) == ("x.csv", "y", None)
         assert (c.data.dev_fraction, c.data.standardize) == (0.2, True)
         assert c.data.label == "x.csv [y]"
+        assert parse_config('{"data": {"csv": "data/2026/x.csv", "target": "y"}}').data.label == "x.csv [y]"
 
     def test_missing_target(self):
         """A csv without target says so."""

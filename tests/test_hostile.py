@@ -645,13 +645,14 @@ def test_uploads_are_saved_inside_the_uploads_folder(tmp_path):
     @given(hs.one_of(hs.sampled_from(UPLOAD_NAMES), hs.text(max_size=60)), hs.binary(max_size=20))
     def check(name, content):
         path = save_upload(tmp_path, name, content)
-        assert os.path.dirname(os.path.realpath(path)) == folder, (name, path)
-        assert re.fullmatch(r"[0-9a-f]{16}-[A-Za-z0-9_.-]{1,40}\.csv", os.path.basename(path)), path
+        assert os.path.dirname(os.path.dirname(os.path.realpath(path))) == folder, (name, path)
+        assert re.fullmatch(r"[0-9a-f]{16}", os.path.basename(os.path.dirname(path))), path  # named by content
+        assert re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,39}\.csv", os.path.basename(path)), path  # not hidden
         assert Path(path).read_bytes() == content
         assert not Path(path + ".tmp").exists()
 
     check()
-    assert {p.parent for p in tmp_path.rglob("*") if p.is_file()} == {Path(folder)}
+    assert {p.parent.parent for p in tmp_path.rglob("*") if p.is_file()} == {Path(folder)}
 
 
 # -- hyperparameter values --------------------------------------------------------------------------------

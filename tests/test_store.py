@@ -93,6 +93,15 @@ class TestRuns:
         db.close()
         assert left == dict.fromkeys(left, 0)
 
+    def test_a_csv_run_is_labelled_by_its_file_name(self, store, tmp_path):
+        """Tables and the default name show the CSV's file name and target; its folder stays in the config."""
+        path = tmp_path / "uploads" / "5688de0a89e5707c" / "big.csv"
+        run_id = store.create_run(parse_config(f'{{"data": {{"csv": "{path}", "target": "label"}}}}'))
+        info = store.get_run(run_id)
+        assert info.data_label == "big.csv [label]"
+        assert info.name == "big.csv [label] · adam α=0.01"
+        assert info.config["data"]["csv"] == str(path)
+
     def test_missing_run(self, store):
         """Asking for a well-formed id that is not there names it."""
         with pytest.raises(StoreError, match="no run 0123456789ab"):

@@ -219,7 +219,9 @@ def test_a_broken_csv_is_refused_naming_the_column_and_a_good_one_makes_a_run(ba
     button(at, "Create run").click().run()
     data = Store().get_run(at.query_params["run"]).config["data"]
     assert data["target"] == "label"
-    assert Path(data["csv"]).parent == Path(babysit_home) / "uploads"  # kept for a restart
+    assert Path(data["csv"]).parent.parent == Path(babysit_home) / "uploads"  # kept for a restart
+    assert Path(data["csv"]).name == "good.csv"
+    assert any(c.value.startswith(f"run `{at.query_params['run']}` · good.csv [label] · ") for c in at.caption)
 
 
 # -- a live run ---------------------------------------------------------------------------------------
@@ -352,7 +354,7 @@ def test_the_branch_name_follows_the_chosen_checkpoint():
 
     at.selectbox(key=f"{run_id}:checkpoint").set_value(1).run()  # checkpoint 1: step 100
     name = text_input(at, "branch name").value
-    assert name == f"{session.name} ⑂ 100"
+    assert name == f"{session.name} · branch at 100"
 
     button(at, "Branch a new run").click().run()
     child = at.query_params["run"]

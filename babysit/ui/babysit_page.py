@@ -106,12 +106,13 @@ def _load_config_into_form():
 
 
 def _save_upload(mgr, uploaded):
-    """Keep an uploaded CSV in the store's folder, so the run can reload it after a restart."""
+    """Keep an uploaded CSV in the store's folder, so the run can reload it after a restart: in a
+    folder named by its content, under its own name, which the run's data label then shows."""
     digest = hashlib.sha256(uploaded.getvalue()).hexdigest()[:16]
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.splitext(uploaded.name)[0])[:40] or "data"
-    folder = os.path.join(mgr.store.home, "uploads")
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.splitext(uploaded.name)[0])[:40].strip(".") or "data"
+    folder = os.path.join(mgr.store.home, "uploads", digest)
     os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"{digest}-{stem}.csv")
+    path = os.path.join(folder, f"{stem}.csv")
     if not os.path.exists(path):
         with open(path + ".tmp", "wb") as f:
             f.write(uploaded.getvalue())
@@ -420,8 +421,8 @@ def _rewind_tab(mgr, session, snap):
     cols = st.columns([1, 2, 1])
     cols[0].button("Rewind here", key=f"{snap.run_id}:rewind", on_click=_send, args=(snap.run_id, "rewind"),
                    kwargs={"step": step})
-    name = cols[1].text_input("branch name", value=f"{snap.name} ⑂ {step}", key=f"{snap.run_id}:branch-name:{step}",
-                              label_visibility="collapsed")
+    name = cols[1].text_input("branch name", value=f"{snap.name} · branch at {step}",
+                              key=f"{snap.run_id}:branch-name:{step}", label_visibility="collapsed")
     if cols[2].button("Branch a new run", key=f"{snap.run_id}:branch"):
         try:
             child = mgr.command(snap.run_id, "branch", step=step, name=name).result(timeout=60)
