@@ -344,6 +344,22 @@ def test_a_change_made_elsewhere_shows_in_the_widgets():
     assert at.number_input(key=f"{run_id}:hp:mini_batch_size").value == 32
 
 
+def test_a_chosen_checkpoint_that_is_gone_falls_back_to_the_newest():
+    """Rewinds (and the thinning of periodic checkpoints) drop checkpoints: the choice never moves
+    to another one silently."""
+    at, run_id, session = created_run()
+    button(at, "Step 100").click().run()
+    until(lambda: (100, "pause") in session.snapshot().checkpoints, "100 steps and the pause's checkpoint")
+    at.run()
+    at.selectbox(key=f"{run_id}:checkpoint").set_value(100).run()
+    session.submit("rewind", step=0).result(timeout=10)  # from elsewhere: another tab, the command line
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key=f"{run_id}:checkpoint").options == ["step 0 (start)"]
+    assert at.selectbox(key=f"{run_id}:checkpoint").value == 0
+    assert text_input(at, "branch name").value == f"{session.name} · branch at 0"
+
+
 def test_the_branch_name_follows_the_chosen_checkpoint():
     at, run_id, session = created_run()
     button(at, "Step 100").click().run()
@@ -352,7 +368,7 @@ def test_the_branch_name_follows_the_chosen_checkpoint():
     options = at.selectbox(key=f"{run_id}:checkpoint").options
     assert options == ["step 100 (pause)", "step 0 (start)"]
 
-    at.selectbox(key=f"{run_id}:checkpoint").set_value(1).run()  # checkpoint 1: step 100
+    at.selectbox(key=f"{run_id}:checkpoint").set_value(100).run()
     name = text_input(at, "branch name").value
     assert name == f"{session.name} · branch at 100"
 

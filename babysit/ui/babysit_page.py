@@ -414,10 +414,17 @@ def _rewind_tab(mgr, session, snap):
                "hyperparameters. Rewinding restores one exactly; a branch starts a new run from it. Periodic "
                "checkpoints thin out with age (the newest ten close together, older ones further apart); "
                "those taken at a change, a pause or a stop all stay.")
-    options = list(range(len(snap.checkpoints)))[::-1]
-    choice = st.selectbox("checkpoint", options, key=f"{snap.run_id}:checkpoint",
-                          format_func=lambda i: f"step {snap.checkpoints[i][0]:,} ({snap.checkpoints[i][1]})")
-    step = snap.checkpoints[choice][0]
+    # chosen by step, newest first: thinning and rewinds drop checkpoints, and a position in the list
+    # would then name another one; a step that is gone falls back to the newest
+    reasons = {}
+    for at, reason in snap.checkpoints:
+        reasons.setdefault(at, []).append(reason)
+    steps = sorted(reasons, reverse=True)
+    key = f"{snap.run_id}:checkpoint"
+    if st.session_state.get(key) not in reasons:
+        st.session_state.pop(key, None)
+    step = st.selectbox("checkpoint", steps, key=key,
+                        format_func=lambda at: f"step {at:,} ({', '.join(reasons[at])})")
     cols = st.columns([1, 2, 1])
     cols[0].button("Rewind here", key=f"{snap.run_id}:rewind", on_click=_send, args=(snap.run_id, "rewind"),
                    kwargs={"step": step})
