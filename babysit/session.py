@@ -53,12 +53,10 @@ def periodic_checkpoints_kept(steps, every, kept):
     ones further apart, instead of one every ``every`` steps since its start."""
     keep = set(steps[-1:])
     spacing = every
-    while True:
-        at = [s for s in steps if s % spacing == 0]
-        if not at:
-            return keep
-        keep.update(at[-kept:])
+    while steps and spacing <= steps[-1]:
+        keep.update([s for s in steps if s % spacing == 0][-kept:])
         spacing *= 10
+    return keep
 
 
 def evaluation_interval(n_examples, batch_size):

@@ -97,7 +97,7 @@ def snapshot_cost(config, home, sizes):
 
 
 def session_vs_bare(config, seconds, rounds, home):
-    """Rounds of bare / session / bare; prints each and returns (median ratio, ratios, evaluation interval)."""
+    """Rounds of bare / session / bare, each printed, then their median; returns the session's evaluation interval."""
     ratios, interval = [], []
     for r in range(rounds):
         before = bare(config, seconds)
@@ -110,7 +110,7 @@ def session_vs_bare(config, seconds, rounds, home):
     low, _, high = statistics.quantiles(ratios, n=4) if rounds > 1 else ratios * 3
     print(f"  session / bare      = {ratio:.3f} median of {rounds} (middle half {low:.3f}–{high:.3f}, "
           f"min {min(ratios):.3f}, max {max(ratios):.3f})  (floor 0.95: {'PASS' if ratio >= 0.95 else 'FAIL'})")
-    return ratio, ratios, interval[0]
+    return interval[0]
 
 
 def main():
@@ -125,7 +125,7 @@ def main():
     print(f"babysit session vs bare loop: moons 2-16-16-2 relu, Adam, batch 64, float64; {seconds:g} s blocks, "
           f"{rounds} rounds")
     with tempfile.TemporaryDirectory() as home:
-        _, _, every = session_vs_bare(config, seconds, rounds, home)
+        every = session_vs_bare(config, seconds, rounds, home)
         with_eval = bare(config, seconds, every)
         plain = bare(config, seconds)
         print(f"  bare loop evaluating every {every} steps / bare = {with_eval / plain:.3f}")
@@ -137,7 +137,7 @@ def main():
         # last: its data set would count in the peak RSS printed above
         print(f"session vs bare loop with 100,000 examples ({3 if args.quick else 7} rounds):")
         large = parse_config(LARGE_CONFIG)
-        _, _, every = session_vs_bare(large, seconds, 3 if args.quick else 7, home)
+        every = session_vs_bare(large, seconds, 3 if args.quick else 7, home)
         with_eval = bare(large, seconds, every)
         every_500 = bare(large, seconds, 500)
         plain = bare(large, seconds)
