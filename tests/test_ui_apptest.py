@@ -344,6 +344,31 @@ def test_a_change_made_elsewhere_shows_in_the_widgets():
     assert at.number_input(key=f"{run_id}:hp:mini_batch_size").value == 32
 
 
+def checkpoint_choice(at):
+    found = [s for s in at.selectbox if s.label == "checkpoint"]
+    assert len(found) == 1, f"{len(found)} checkpoint choices"
+    return found[0]
+
+
+def test_the_newest_checkpoint_is_offered_after_more_training():
+    """A choice made earlier does not stay on an old checkpoint once newer ones come: Rewind here
+    would otherwise throw the newer training away."""
+    at, run_id, session = created_run()
+    assert checkpoint_choice(at).value == 0  # the start's
+    button(at, "Step 100").click().run()
+    until(lambda: (100, "pause") in session.snapshot().checkpoints, "100 steps and the pause's checkpoint")
+    at.run()
+    assert checkpoint_choice(at).value == 100
+    checkpoint_choice(at).set_value(0).run()
+    at.run()
+    assert checkpoint_choice(at).value == 0  # the user's choice stays while nothing newer comes
+    button(at, "Step 100").click().run()
+    until(lambda: (200, "pause") in session.snapshot().checkpoints, "200 steps and the pause's checkpoint")
+    at.run()
+    assert checkpoint_choice(at).value == 200
+    assert text_input(at, "branch name").value == f"{session.name} · branch at 200"
+
+
 def test_a_chosen_checkpoint_that_is_gone_falls_back_to_the_newest():
     """Rewinds (and the thinning of periodic checkpoints) drop checkpoints: the choice never moves
     to another one silently."""
@@ -351,12 +376,12 @@ def test_a_chosen_checkpoint_that_is_gone_falls_back_to_the_newest():
     button(at, "Step 100").click().run()
     until(lambda: (100, "pause") in session.snapshot().checkpoints, "100 steps and the pause's checkpoint")
     at.run()
-    at.selectbox(key=f"{run_id}:checkpoint").set_value(100).run()
+    checkpoint_choice(at).set_value(100).run()
     session.submit("rewind", step=0).result(timeout=10)  # from elsewhere: another tab, the command line
     at.run()
     assert not at.exception
-    assert at.selectbox(key=f"{run_id}:checkpoint").options == ["step 0 (start)"]
-    assert at.selectbox(key=f"{run_id}:checkpoint").value == 0
+    assert checkpoint_choice(at).options == ["step 0 (start)"]
+    assert checkpoint_choice(at).value == 0
     assert text_input(at, "branch name").value == f"{session.name} · branch at 0"
 
 
@@ -365,10 +390,10 @@ def test_the_branch_name_follows_the_chosen_checkpoint():
     button(at, "Step 100").click().run()
     until(lambda: (100, "pause") in session.snapshot().checkpoints, "100 steps and the pause's checkpoint")
     at.run()
-    options = at.selectbox(key=f"{run_id}:checkpoint").options
+    options = checkpoint_choice(at).options
     assert options == ["step 100 (pause)", "step 0 (start)"]
 
-    at.selectbox(key=f"{run_id}:checkpoint").set_value(100).run()
+    checkpoint_choice(at).set_value(100).run()
     name = text_input(at, "branch name").value
     assert name == f"{session.name} · branch at 100"
 

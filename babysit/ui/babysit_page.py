@@ -415,12 +415,13 @@ def _rewind_tab(mgr, session, snap):
                "checkpoints thin out with age (the newest ten close together, older ones further apart); "
                "those taken at a change, a pause or a stop all stay.")
     # chosen by step, newest first: thinning and rewinds drop checkpoints, and a position in the list
-    # would then name another one; a step that is gone falls back to the newest
+    # would then name another one. The newest is the one offered: a choice lasts until a newer
+    # checkpoint comes (the key names it), and one that is gone falls back to the newest.
     reasons = {}
     for at, reason in snap.checkpoints:
         reasons.setdefault(at, []).append(reason)
     steps = sorted(reasons, reverse=True)
-    key = f"{snap.run_id}:checkpoint"
+    key = f"{snap.run_id}:checkpoint:{steps[0]}"
     if st.session_state.get(key) not in reasons:
         st.session_state.pop(key, None)
     step = st.selectbox("checkpoint", steps, key=key,
