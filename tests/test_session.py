@@ -652,35 +652,6 @@ class TestHealth:
             assert snap.last_evaluation["step"] == 0 and snap.last_evaluation["train_cost"] == initial
 
 
-@pytest.fixture(scope="class")
-def long_run(tmp_path_factory):
-    """20,000 steps of a tiny net, history capacity 64, a cost spike at step 10,001; flushed every 0.05 s."""
-    store = Store(home=tmp_path_factory.mktemp("long"))
-    config = make_config(layers=[4], n_samples=100, mini_batch_size=16)
-    session = Session.create(store, config, settings=SessionSettings(history_capacity=64, guard_factor=1e9,
-                                                                    flush_every=0.05))
-    session.submit("start")
-    held = []  # (steps trained since the last flush, per-step records held) every 500 steps
-    nbytes = {}
-    for step in range(1, 20_001):
-        if step == 10_001:
-            session.set(lambd=2000.0)  # one step's cost jumps with the L2 term
-        elif step == 10_002:
-            session.set(lambd=0.0)
-        session.tick()
-        if step % 500 == 0:
-            held.append((step - session._flushed_step,
-                         len(session._unfolded) // len(STEP_FIELDS) + sum(len(b["step"]) for b in session._unwritten)))
-        if step in (2_000, 20_000):
-            # folds what is not yet in the history, health included (a snapshot folds the steps only:
-            # whether health measured at step 1,000 is drawn by step 2,000 would depend on the clock)
-            session._flush()
-            nbytes[step] = sum(s.nbytes() for s in session._series.values())
-    yield session, store, held, nbytes
-    session.close()
-    store.close()
-
-
 class TestEvaluationInterval:
     """Every 500 steps; on a data set large enough that a pass over it (about n / (3 batch) updates)
     would cost more than 2% of the updates in between, the next multiple of 500 that does not."""
@@ -745,6 +716,35 @@ class TestEvaluationInterval:
             threaded.close()
         by_ticks.close()
         assert self.evaluated(store, by_ticks) == self.evaluated(store, threaded) == [6500, 7000, 8000, 9000, 9500]
+
+
+@pytest.fixture(scope="class")
+def long_run(tmp_path_factory):
+    """20,000 steps of a tiny net, history capacity 64, a cost spike at step 10,001; flushed every 0.05 s."""
+    store = Store(home=tmp_path_factory.mktemp("long"))
+    config = make_config(layers=[4], n_samples=100, mini_batch_size=16)
+    session = Session.create(store, config, settings=SessionSettings(history_capacity=64, guard_factor=1e9,
+                                                                    flush_every=0.05))
+    session.submit("start")
+    held = []  # (steps trained since the last flush, per-step records held) every 500 steps
+    nbytes = {}
+    for step in range(1, 20_001):
+        if step == 10_001:
+            session.set(lambd=2000.0)  # one step's cost jumps with the L2 term
+        elif step == 10_002:
+            session.set(lambd=0.0)
+        session.tick()
+        if step % 500 == 0:
+            held.append((step - session._flushed_step,
+                         len(session._unfolded) // len(STEP_FIELDS) + sum(len(b["step"]) for b in session._unwritten)))
+        if step in (2_000, 20_000):
+            # folds what is not yet in the history, health included (a snapshot folds the steps only:
+            # whether health measured at step 1,000 is drawn by step 2,000 would depend on the clock)
+            session._flush()
+            nbytes[step] = sum(s.nbytes() for s in session._series.values())
+    yield session, store, held, nbytes
+    session.close()
+    store.close()
 
 
 class TestLongRun:
