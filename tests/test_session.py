@@ -62,6 +62,23 @@ def until_idle(session, limit=100_000):
     raise AssertionError("still training")
 
 
+def by_ticks_and_in_a_thread(store, config, kind, n, **settings):
+    """Two fresh runs of ``config`` trained by the same command (``kind``: step or epochs, ``n``): one
+    by tick(), one in its thread; both closed. Returns (by_ticks, threaded)."""
+    by_ticks = new_session(store, config, **settings)
+    by_ticks.submit(kind, n=n)
+    until_idle(by_ticks)
+    threaded = new_session(store, config, **settings)
+    threaded.start_thread()
+    threaded.submit(kind, n=n)
+    try:
+        wait_for(lambda: threaded.status == "paused" and not threaded.snapshot().pending, timeout=60)
+    finally:
+        threaded.close()
+    by_ticks.close()
+    return by_ticks, threaded
+
+
 def kinds(events):
     return [(e.kind, e.step) for e in events]
 
@@ -704,17 +721,7 @@ class TestEvaluationInterval:
         # 3,000 examples: batch 8 gives 6,500 steps; batch 64 from step 7,000 gives 1,000
         config = make_config(n_samples=3000, mini_batch_size=8,
                              schedule=[{"step": 7000, "set": {"mini_batch_size": 64}}])
-        by_ticks = new_session(store, config)
-        by_ticks.submit("step", n=9500)
-        until_idle(by_ticks)
-        threaded = new_session(store, config)
-        threaded.start_thread()
-        threaded.submit("step", n=9500)
-        try:
-            wait_for(lambda: threaded.status == "paused" and not threaded.snapshot().pending, timeout=60)
-        finally:
-            threaded.close()
-        by_ticks.close()
+        by_ticks, threaded = by_ticks_and_in_a_thread(store, config, "step", 9500)
         assert self.evaluated(store, by_ticks) == self.evaluated(store, threaded) == [6500, 7000, 8000, 9000, 9500]
 
 
@@ -915,17 +922,7 @@ class TestThreadMatchesTicks:
 
     def test_epochs_in_the_thread_equal_ticks(self, store):
         config = make_config(schedule=self.SCHEDULE, decay_schedule="exponential", learning_rate_decay=0.9)
-        by_ticks = new_session(store, config, **self.SETTINGS)
-        by_ticks.submit("epochs", n=100)
-        until_idle(by_ticks)
-        threaded = new_session(store, config, **self.SETTINGS)
-        threaded.start_thread()
-        threaded.submit("epochs", n=100)
-        try:
-            wait_for(lambda: threaded.status == "paused" and not threaded.snapshot().pending, timeout=60)
-        finally:
-            threaded.close()
-        by_ticks.close()
+        by_ticks, threaded = by_ticks_and_in_a_thread(store, config, "epochs", 100, **self.SETTINGS)
         assert threaded.trainer.step_count == by_ticks.trainer.step_count > 301
         (a, ckpt_a, health_a, events_a), (b, ckpt_b, health_b, events_b) = (
             self.record(store, by_ticks), self.record(store, threaded))
