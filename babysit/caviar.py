@@ -104,7 +104,10 @@ def train_unit(unit):
                     ends[k] = len(rows)
             if trainer.position == 0:  # a pass just ended: each trial's figures for its curve
                 evals[record.step] = trainer.evaluate()
-        final = trainer.evaluate()
+        # the weights at the last row: evaluated already when that row ended a pass
+        final = evals.get(rows[-1][0]) if rows else None
+        if final is None:
+            final = trainer.evaluate()
         states = trainer.state_dicts()
     outcomes = []
     for k, number in enumerate(unit["numbers"]):

@@ -230,6 +230,31 @@ class TestRunStudy:
         assert [(t.status, t.updated, t.dev_cost) for t in after] == [(t.status, t.updated, t.dev_cost) for t in before]
 
 
+class TestTrainUnit:
+    def test_one_evaluation_per_pass_and_none_spare(self, monkeypatch):
+        """A unit evaluates its stack at each pass's end and nowhere else: the trials' final figures are
+        the last pass's, as a lone Trainer evaluates them."""
+        from babysit.stacked_trainer import StackedTrainer
+
+        calls = []
+        evaluate = StackedTrainer.evaluate
+
+        def counted(trainer):
+            calls.append(trainer.step_count)
+            return evaluate(trainer)
+
+        monkeypatch.setattr(StackedTrainer, "evaluate", counted)
+        configs = [{**BASE, "hyperparameters": {**BASE["hyperparameters"], "alpha": a}} for a in (0.01, 0.05)]
+        outcomes = caviar.train_unit({"numbers": [0, 1], "configs": configs, "states": [None, None], "epochs": 3})
+        assert calls == [6, 12, 18]  # STEPS_PER_EPOCH apart
+        for config, outcome in zip(configs, outcomes, strict=True):
+            trainer, _ = lone(config, 3)
+            ev = trainer.evaluate()
+            for field in EVALUATED:
+                assert outcome["evaluation"][field] == pytest.approx(getattr(ev, field), rel=1e-12, abs=0)
+                assert outcome["curve"][field][-1] == outcome["evaluation"][field]
+
+
 class TestStacking:
     def test_trials_of_one_shape_train_as_one_task(self, store, client):
         """stack=True: one task per shape (L here), as submitted and as the workers count them; stack=False:
