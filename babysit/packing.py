@@ -1,7 +1,7 @@
 """Per-step metric columns packed small, losslessly, for the run store.
 
 A run at full speed records some 16,000 steps a second; as raw float64 its five per-step columns
-(step, epoch, examples seen, alpha, cost) take 40 bytes a step, 2.4 GB an hour. Only the cost varies
+(step, epoch, examples seen, alpha, cost) take 40 bytes a step, 2.3 GB an hour. Only the cost varies
 from step to step. The others are integers that move by the same amount for many steps in a row
 (step by 1, examples seen by the batch size) or values that stay put for many steps (alpha, epoch).
 Each column is stored the smallest of these ways, and every way reads back bit for bit:
@@ -11,7 +11,7 @@ Each column is stored the smallest of these ways, and every way reads back bit f
     deltas       integers: the first, then the n - 1 differences in the narrowest integer type that holds them
     delta runs   integers: the first, then the differences as runs
 
-so a moons run takes about 11 bytes a step.
+so a moons run's columns take about 10 bytes a step.
 
 A packed block starts with MAGIC. ``unpack`` is given the number of steps, which the store keeps
 beside the block.

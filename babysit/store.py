@@ -5,7 +5,7 @@
         checkpoints/<run id>/<step>.npz weights, optimizer state, data order, RNG state, hyperparameters
 
 Metrics arrive in batches (a session flushes at least once a second): each batch is one row whose
-per-step columns (step, epoch, examples seen, alpha, cost) are packed (babysit.packing), about 11
+per-step columns (step, epoch, examples seen, alpha, cost) are packed (babysit.packing), about 10
 bytes a step where raw float64 takes 40, and read back bit for bit. The evaluations (train and dev
 cost and accuracy), made every few hundred steps, are rows of their own, not mostly-empty columns
 of every step. Checkpoints are written to a temporary name and renamed into place, so a

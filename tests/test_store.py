@@ -298,7 +298,9 @@ class TestMetrics:
         got = store.metrics(run)
         for i, f in enumerate(STEP_FIELDS):
             assert got[f].tobytes() == expected[i].tobytes(), f
-        (stored,) = store._query("SELECT SUM(LENGTH(data)) FROM metrics WHERE run_id = ?", (run,))[0]
+        with sqlite3.connect(store.path) as db:
+            (stored,) = db.execute("SELECT SUM(LENGTH(data)) FROM metrics WHERE run_id = ?", (run,)).fetchone()
+        db.close()
         assert stored < 12 * expected.shape[1]
 
     def test_copy_history_up_to_step(self, store, config):
