@@ -969,8 +969,8 @@ class Session:
     def close(self, timeout=10, interrupted=False):
         """Stop the run (checkpointed and flushed) and wait for its thread to end. ``interrupted``: the
         process is going away, not the user stopping it; a run that was training is left paused, marked
-        to resume when it is next opened."""
-        kind = "shutdown" if interrupted and self.training() else "stop"
+        to resume when it is next opened, and any other is left as it was."""
+        kind = "shutdown" if interrupted else "stop"
         if self.alive:
             if self.status not in ("stopped", "failed"):
                 self.submit(kind, source="system")
@@ -979,11 +979,15 @@ class Session:
             self._apply(Command(0, kind, {}, "system", time.time(), concurrent.futures.Future()))
 
     def _do_shutdown(self, command):
-        """Pause for a server that is stopping, and say that the run was training."""
-        self._do_pause(command)
-        self._record(self._event("recovered", "system", message="the server stopped while it was training; "
-                                                                 "it resumes when opened"))
-        self.status = "stopped"  # ends the thread; the store keeps "paused"
+        """The server is stopping: a run that trains pauses and says that it was training; one that was
+        paused (or never started) stays so, with nothing to add to its log."""
+        if self.status == "running":
+            self._do_pause(command)
+            self._record(self._event("recovered", "system", message="the server stopped while it was training; "
+                                                                     "it resumes when opened"))
+        else:
+            self._flush()
+        self.status = "stopped"  # ends the thread; the store keeps "paused" (or "created")
 
 
 def _undone(event):

@@ -188,6 +188,27 @@ class TestManagerWithProcesses:
         mgr.close_all()
         assert not again.alive
 
+    @pytest.mark.parametrize("processes", [False, True])
+    def test_a_server_that_stops_leaves_each_run_as_it_was(self, tmp_path, processes):
+        """close_all, as the server calls it when it stops: a training run pauses, to resume when opened;
+        a paused run stays paused and one never started stays created, with nothing added to their logs."""
+        store = Store(tmp_path)
+        mgr = SessionManager(store, settings=FAST, processes=processes)
+        training, paused, fresh = mgr.create(CONFIG), mgr.create(CONFIG), mgr.create(CONFIG)
+        mgr.command(paused, "step", n=300)
+        until(lambda: mgr.get(paused).status == "paused", "the steps")
+        mgr.command(training, "start")
+        until(lambda: mgr.get(training).snapshot().step > 300, "training")
+        logs = {run_id: [e.kind for e in store.events(run_id)] for run_id in (paused, fresh)}
+        mgr.close_all()
+        assert store.get_run(training).status == "paused"
+        assert store.events(training)[-1].kind == "recovered"
+        assert Session.open(store, training).interrupted
+        assert [store.get_run(paused).status, store.get_run(fresh).status] == ["paused", "created"]
+        assert {run_id: [e.kind for e in store.events(run_id)] for run_id in (paused, fresh)} == logs
+        reopened = Session.open(store, paused)
+        assert not reopened.interrupted and reopened.status == "paused" and reopened.trainer.step_count == 300
+
     def test_the_cap_counts_runs_in_processes(self, tmp_path):
         from babysit.manager import CapError
 
