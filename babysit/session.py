@@ -558,10 +558,15 @@ class Session:
         if self.status != "failed":
             self.status = "stopped"
         self._target = None
-        if self._checkpoints and self._checkpoints[-1].step != self.trainer.step_count and not self._stale_after:
-            self._checkpoint("stop")
+        self._checkpoint_unless_there("stop")
         self._flush()
         return self._record(self._event("stop", command.source))
+
+    def _checkpoint_unless_there(self, reason):
+        """A checkpoint at this step, so that the run reopens here, unless the newest is at it already
+        (or the run was reopened behind steps it had recorded, and has not trained them again yet)."""
+        if self._checkpoints and self._checkpoints[-1].step != self.trainer.step_count and not self._stale_after:
+            self._checkpoint(reason)
 
     # -- training ---------------------------------------------------------------------------------
 
@@ -985,7 +990,8 @@ class Session:
             self._do_pause(command)
             self._record(self._event("recovered", "system", message="the server stopped while it was training; "
                                                                      "it resumes when opened"))
-        else:
+        else:  # paused where no checkpoint is, by the guardrail for one: reopened, it is here still
+            self._checkpoint_unless_there("pause")
             self._flush()
         self.status = "stopped"  # ends the thread; the store keeps "paused" (or "created")
 

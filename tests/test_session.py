@@ -599,6 +599,23 @@ class TestGuardrail:
         session.submit("resume")
         assert session.tick().step == 401
 
+    def test_a_tripped_run_reopens_where_it_was_after_a_shutdown(self, store):
+        """close(interrupted=True), as when the server stops: a run the guardrail paused (with no checkpoint
+        at its step) gains one there and nothing in its log, and reopens paused at that step, same weights."""
+        session = low_cost_session(store)
+        session.set(alpha=5.0)
+        train_until_paused(session)
+        step, params = session.trainer.step_count, session.trainer.model.params.copy()
+        assert session.snapshot().checkpoints[-1][0] < step
+        log = [(e.kind, e.step) for e in store.events(session.run_id)]
+        session.close(interrupted=True)
+        assert [(e.kind, e.step) for e in store.events(session.run_id)] == log
+        assert store.get_run(session.run_id).status == "paused"
+        reopened = Session.open(store, session.run_id)
+        assert reopened.status == "paused" and not reopened.interrupted
+        assert reopened.trainer.step_count == step
+        assert np.array_equal(reopened.trainer.model.params, params)
+
     def test_no_offer_without_guardrail(self, store):
         """accept_guardrail with nothing tripped is refused."""
         session = started(store)
