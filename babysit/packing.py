@@ -24,6 +24,7 @@ import numpy as np
 MAGIC = b"BSK1"
 RAW, RUNS, DELTAS, DELTA_RUNS = range(4)
 _WIDTHS = (np.int8, np.int16, np.int32, np.int64)
+_WIDTH_OF_SIZE = {np.dtype(w).itemsize: w for w in _WIDTHS}
 _EXACT = 2.0**53  # integers up to here are exact in float64
 
 
@@ -68,8 +69,7 @@ def _encodings(x):
     if integers is not None and n > 1:
         steps = np.diff(integers)
         width = next(w for w in _WIDTHS if np.iinfo(w).min <= steps.min() and steps.max() <= np.iinfo(w).max)
-        head = struct.pack("<Bq", DELTAS, integers[0]) + struct.pack("<B", np.dtype(width).itemsize)
-        yield head + steps.astype(width).tobytes()
+        yield struct.pack("<BqB", DELTAS, integers[0], np.dtype(width).itemsize) + steps.astype(width).tobytes()
         starts, lengths = _runs(steps)
         yield struct.pack("<BqI", DELTA_RUNS, integers[0], len(lengths)) + steps[starts].tobytes() + lengths.tobytes()
 
@@ -103,7 +103,7 @@ def _decode(view, at, n):
         return _repeat(values, lengths, n), at + 4 + 12 * r
     if kind == DELTAS:
         first, size = struct.unpack_from("<qB", view, at)
-        width = {np.dtype(w).itemsize: w for w in _WIDTHS}.get(size)
+        width = _WIDTH_OF_SIZE.get(size)
         if width is None:
             raise ValueError(f"no integer type of {size} bytes")
         steps = np.frombuffer(view, width, n - 1, at + 9)
@@ -117,8 +117,9 @@ def _decode(view, at, n):
 
 
 def _repeat(values, lengths, n):
-    if int(lengths.sum(dtype=np.int64)) != n:
-        raise ValueError(f"runs of {int(lengths.sum(dtype=np.int64))} values where {n} were expected")
+    total = int(lengths.sum(dtype=np.int64))
+    if total != n:
+        raise ValueError(f"runs of {total} values where {n} were expected")
     return np.repeat(values, lengths)
 
 
