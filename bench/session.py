@@ -58,7 +58,8 @@ def bare(config, seconds, evaluate_every=None):
 
 
 def in_session(config, seconds, home, interval=None):
-    session = Session.create(Store(home), config, settings=SessionSettings())
+    store = Store(home)
+    session = Session.create(store, config, settings=SessionSettings())
     if interval is not None:
         interval.append(session.evaluation_interval())
     session.start_thread()
@@ -69,12 +70,14 @@ def in_session(config, seconds, home, interval=None):
     time.sleep(seconds)
     rate = (session.trainer.step_count - first) / (time.perf_counter() - start)
     session.close()
+    store.close()  # one connection per round otherwise, each with its own page cache, for the whole bench
     return rate
 
 
 def snapshot_cost(config, home, sizes):
     """Train one session synchronously and time snapshot() as its history reaches each size."""
-    session = Session.create(Store(home), config, settings=SessionSettings())
+    store = Store(home)
+    session = Session.create(store, config, settings=SessionSettings())
     session.submit("start")
     rows = []
     for size in sizes:
@@ -93,6 +96,7 @@ def snapshot_cost(config, home, sizes):
         print(f"  history {size:>9,} steps: snapshot {cost * 1e3:6.2f} ms, {points:,} points in all series, "
               f"peak RSS {rss:,.0f} MB", flush=True)
     session.close()
+    store.close()
     return rows
 
 
