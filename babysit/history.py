@@ -22,6 +22,9 @@ class MinMaxSeries:
         self._tail = np.zeros(7)  # the bucket being filled (fewer than width points), as a bucket's columns
         self._last = None  # the most recent point
         self.count = 0  # points seen
+        # the drawn points of the first completed buckets, worked out once (see points_of): x and y
+        # buffers, and how many buckets and points they hold; new buffers after a merge, never rewritten
+        self._drawn = None
 
     def extend(self, x, y):
         """Append points in increasing x; NaN values are skipped (they are gaps, e.g. no evaluation)."""
@@ -100,26 +103,12 @@ class MinMaxSeries:
         self._buckets[: len(merged)] = merged
         self._n = len(merged)
         self.width *= 2
+        self._drawn = None  # drawn points handed out before stay as they were: their buffers are not reused
 
     def points(self):
         """(x, y): each bucket's min and max point in x order, then the tail's and the newest point;
         at most 2·capacity + 3."""
-        b = self._buckets[: self._n]
-        first_is_min = b[:, _MIN_X] <= b[:, _MAX_X]
-        x = np.where(first_is_min[:, None], b[:, [_MIN_X, _MAX_X]], b[:, [_MAX_X, _MIN_X]]).ravel()
-        y = np.where(first_is_min[:, None], b[:, [_MIN_Y, _MAX_Y]], b[:, [_MAX_Y, _MIN_Y]]).ravel()
-        same = np.zeros(x.size, bool)
-        same[1::2] = x[1::2] == x[0::2]  # a bucket of one point lists it once
-        x, y = x[~same], y[~same]
-        t = self._tail
-        if t[_COUNT]:
-            picks = sorted({(t[_MIN_X], t[_MIN_Y]), (t[_MAX_X], t[_MAX_Y])})
-            x = np.concatenate([x, [px for px, _ in picks]])
-            y = np.concatenate([y, [py for _, py in picks]])
-        if self._last is not None and (x.size == 0 or x[-1] < self._last[0]):
-            # the newest point too, so a drawn line reaches the current step
-            x, y = np.append(x, self._last[0]), np.append(y, self._last[1])
-        return x, y
+        return points_of([self])[0]
 
     def means(self):
         """(x, mean): one point per bucket (at its last x) and the tail's mean; for smoothing."""
@@ -135,4 +124,59 @@ class MinMaxSeries:
         return self._last
 
     def nbytes(self):
-        return self._buckets.nbytes + self._tail.nbytes
+        drawn = 0 if self._drawn is None else self._drawn[0].nbytes + self._drawn[1].nbytes
+        return self._buckets.nbytes + self._tail.nbytes + drawn
+
+
+def points_of(many):
+    """``[s.points() for s in many]``, at a cost that does not grow with the series' length. A
+    snapshot draws some twenty series several times a second. A completed bucket's points do not
+    change until the buckets merge, so each is worked out once, into a buffer whose filled part is
+    never written again (the arrays returned are read-only views of it); and the buckets completed
+    since the last call, of all the series at once, go through one set of whole-array operations."""
+    new = []
+    for s in many:
+        if s._drawn is None:
+            s._drawn = (np.empty(2 * s.capacity + 2), np.empty(2 * s.capacity + 2), [0, 0])
+        done = s._drawn[2][0]
+        if done < s._n:
+            new.append((s, s._buckets[done : s._n]))
+    if new:
+        for (s, _), (x, y) in zip(new, _ordered_points([b for _, b in new]), strict=True):
+            buffer_x, buffer_y, filled = s._drawn
+            buffer_x[filled[1] : filled[1] + len(x)], buffer_y[filled[1] : filled[1] + len(y)] = x, y
+            filled[0], filled[1] = s._n, filled[1] + len(x)
+    drawn = []
+    for s in many:
+        buffer_x, buffer_y, (_, n) = s._drawn
+        x, y = buffer_x[:n], buffer_y[:n]
+        t, extra = s._tail, []
+        if t[_COUNT]:  # the bucket being filled: its lowest and highest point, in x order, once if one
+            low, high = (t[_MIN_X], t[_MIN_Y]), (t[_MAX_X], t[_MAX_Y])
+            extra = [low] if low[0] == high[0] else sorted([low, high])
+        newest = extra[-1][0] if extra else x[-1] if n else None
+        if s._last is not None and (newest is None or newest < s._last[0]):
+            extra.append(s._last)  # the newest point too, so a drawn line reaches the current step
+        if extra:
+            x = np.concatenate([x, [px for px, _ in extra]])
+            y = np.concatenate([y, [py for _, py in extra]])
+        x.flags.writeable = y.flags.writeable = False  # a view of the buffer must not be written through
+        drawn.append((x, y))
+    return drawn
+
+
+def _ordered_points(blocks):
+    """For blocks of buckets, each bucket's lowest and highest point in x order (once if they are one
+    point), as (x, y) per block; all blocks in one set of 1-D whole-array operations."""
+    b = np.concatenate(blocks)
+    swap = b[:, _MIN_X] > b[:, _MAX_X]  # the bucket's highest point came first
+    x, y = np.empty((len(b), 2)), np.empty((len(b), 2))
+    x[:, 0], x[:, 1] = np.where(swap, b[:, _MAX_X], b[:, _MIN_X]), np.where(swap, b[:, _MIN_X], b[:, _MAX_X])
+    y[:, 0], y[:, 1] = np.where(swap, b[:, _MAX_Y], b[:, _MIN_Y]), np.where(swap, b[:, _MIN_Y], b[:, _MAX_Y])
+    two = b[:, _MIN_X] != b[:, _MAX_X]  # a bucket of one point, or of equal values, lists it once
+    keep = np.ones((len(b), 2), bool)
+    keep[:, 1] = two
+    x, y = x[keep], y[keep]
+    ends = np.cumsum([len(block) for block in blocks])  # in buckets; in points, add the second ones before
+    ends = ends + np.concatenate([[0], np.cumsum(two)])[ends]
+    return [(x[start:stop], y[start:stop]) for start, stop in zip([0, *ends[:-1]], ends, strict=True)]

@@ -33,7 +33,7 @@ from babysit import health
 from babysit.config import RunConfig
 from babysit.errors import BabysitError, ConfigError, DivergedError
 from babysit.events import Event
-from babysit.history import MinMaxSeries
+from babysit.history import MinMaxSeries, points_of
 from babysit.hyperparams import HyperParams
 from babysit.store import EVAL_FIELDS, STEP_FIELDS, StoreError, owner_alive, owner_tag
 from babysit.trainer import Trainer
@@ -873,7 +873,8 @@ class Session:
         t = self.trainer
         with self._lock:
             self._fold()
-            series = {name: s.points() for name, s in self._series.items() if s.count}
+            drawn = [(name, s) for name, s in self._series.items() if s.count]
+            series = dict(zip([name for name, _ in drawn], points_of([s for _, s in drawn]), strict=True))
             cost_means = self._cost_series.means()
             events = tuple(self._events)
             checkpoints = tuple((c.step, c.reason) for c in self._checkpoints)

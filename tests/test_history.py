@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from babysit.history import MinMaxSeries
+from babysit.history import MinMaxSeries, points_of
 
 
 def feed(series, x, y, rng, max_batch=5000):
@@ -129,6 +129,27 @@ class TestFaithful:
             assert np.all(np.diff(px) > 0)
             np.testing.assert_array_equal(lookup(x, y, px), py)
 
+    @pytest.mark.parametrize("shape", ["rising", "falling", "flat", "steps", "zigzag"])
+    def test_each_bucket_drawn_in_x_order_whatever_the_shape(self, shape):
+        """A bucket whose highest point comes first (falling), or whose lowest and highest are one point
+        (flat: every value equal), is still drawn left to right, once per point, with input values;
+        the whole series' extremes are among them. Checked at every length as the buckets fill and merge."""
+        rng = np.random.default_rng(7)
+        x = np.arange(1, 30_001, dtype=np.float64)
+        y = {"rising": x / 7, "falling": -x / 7, "flat": np.full(x.size, 0.25),
+             "steps": np.floor(x / 300), "zigzag": np.where(x % 2 == 0, 1.0, -1.0)}[shape]
+        s = MinMaxSeries(64)
+        i = 0
+        while i < x.size:
+            k = int(rng.integers(1, 700))
+            s.extend(x[i : i + k], y[i : i + k])
+            i = min(i + k, x.size)
+            px, py = s.points()
+            assert np.all(np.diff(px) > 0), (shape, i)
+            np.testing.assert_array_equal(lookup(x, y, px), py)
+            assert py.max() == y[:i].max() and py.min() == y[:i].min()
+            assert px[0] == 1 and px[-1] == x[i - 1]
+
     def test_first_and_last_points_kept(self):
         """A falling cost curve is drawn from its very first point to its very latest one."""
         rng = np.random.default_rng(6)
@@ -247,3 +268,42 @@ class TestCopies:
         s.extend(np.arange(5, 41, dtype=np.float64), np.zeros(36))  # merges rewrite the buckets
         for before, now in zip(kept, (px, py, mx, my), strict=True):
             np.testing.assert_array_equal(now, before)
+
+    def test_points_do_not_change_as_buckets_are_added(self):
+        """Between merges the drawn points are kept and extended, not worked out again: what an
+        earlier call returned stays as it was, and cannot be written to."""
+        rng = np.random.default_rng(8)
+        s = MinMaxSeries(1024)
+        x = np.arange(1, 3001, dtype=np.float64)
+        y = rng.standard_normal(x.size)
+        s.extend(x[:1000], y[:1000])
+        px, py = s.points()
+        kept = px.copy(), py.copy()
+        s.extend(x[1000:1024], y[1000:1024])  # more buckets, no merge yet
+        np.testing.assert_array_equal(px, kept[0])
+        np.testing.assert_array_equal(py, kept[1])
+        qx, qy = s.points()
+        np.testing.assert_array_equal(qx, x[:1024])  # one point per bucket: every point, in order
+        np.testing.assert_array_equal(qy, y[:1024])
+        with pytest.raises(ValueError, match="read-only"):
+            qy[0] = 99.0
+        s.extend(x[1024:], y[1024:])  # merges
+        np.testing.assert_array_equal(qy, y[:1024])
+
+    def test_many_series_at_once_are_each_drawn_as_alone(self):
+        """points_of(series) gives each series what its own points() gives, whatever their lengths
+        and shapes, including empty ones; and asking again, after more points, still does."""
+        rng = np.random.default_rng(9)
+        sizes = [0, 1, 7, 1024, 1025, 5000, 123_457]
+        many, twins = [MinMaxSeries(64) for _ in sizes], [MinMaxSeries(64) for _ in sizes]
+        for _ in range(3):
+            for n, s, t in zip(sizes, many, twins, strict=True):
+                start = s.count + 1
+                x = np.arange(start, start + n, dtype=np.float64)
+                y = np.round(rng.standard_normal(n), 1)  # ties, so some buckets hold equal values
+                s.extend(x, y)
+                t.extend(x, y)
+            for (gx, gy), t in zip(points_of(many), twins, strict=True):
+                tx, ty = t.points()
+                np.testing.assert_array_equal(gx, tx)
+                np.testing.assert_array_equal(gy, ty)
