@@ -354,10 +354,12 @@ class Session:
                 with self._commands_lock:
                     self._commands.popleft()
 
-    def _turn(self):
+    def turn(self):
         """The thread's turn: like ``tick()``, but the steps up to the next one with something due
         (an evaluation, health, a checkpoint, a scheduled change, the target, a flush) are trained in
-        one tight loop. Same steps, same numbers, same events; less Python between two updates."""
+        one tight loop. Same steps, same numbers, same events; less Python between two updates.
+        Returns the last StepRecord, or None when not running (bench/session.py calls it directly to
+        time a session's work in slices)."""
         self._apply_pending()
         if self.status != "running":
             return None
@@ -934,7 +936,7 @@ class Session:
         try:
             while self.status not in ("stopped", "failed"):
                 try:
-                    if self._turn() is None and self.status in ("created", "paused"):  # idle: wait for a command
+                    if self.turn() is None and self.status in ("created", "paused"):  # idle: wait for a command
                         if (self._unfolded or self._unwritten) and not self.write_error:
                             self._flush()
                         self._wake.wait(0.25)

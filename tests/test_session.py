@@ -925,7 +925,7 @@ class TestThreads:
 
 
 class TestThreadMatchesTicks:
-    """The thread trains the steps with nothing due in a tight loop of its own (``_turn``); what it
+    """The thread trains the steps with nothing due in a tight loop of its own (``turn()``); what it
     records must be what ``tick()`` records, step for step."""
 
     SETTINGS = dict(eval_every=7, health_every=11, checkpoint_every=50)
