@@ -21,11 +21,12 @@ snapshot costs as the run's history grows.
    session / (mean of the two bare rates); the median is printed with the machine's drift over a
    round (the second bare loop / the first). A bare loop evaluating as often as a session does by
    default is timed too.
-3. A snapshot's cost at 10^4, 10^5, 10^6 and 2 x 10^6 steps of history (10^5 with --quick), on the same run
-   with a learning-rate decay of 0.1 (so that it does not overfit into its guardrail). The history is
-   bounded: a snapshot costs more only while the sparse series (evaluations, health) fill their
-   buckets, which the health series have done by 1,024,000 steps, and must not grow from there on.
-   The run's resident memory is printed too.
+3. A snapshot's cost at 10^4, 10^5, 10^6 and 2 x 10^6 steps of history (10^5 with --quick), on the
+   same run with a learning-rate decay of 0.1 (so that it does not overfit into its guardrail), each
+   the median of 100 snapshots taken ~500 steps apart, as the page takes them. The history is bounded
+   and its drawn points are kept from one snapshot to the next, so the cost must not grow with the
+   run, not even while the sparse series (evaluations, health) fill their buckets, which the health
+   series have done by 2 x 10^6 steps. The run's resident memory is printed too.
 4. Part 1 on a large data set (moons, 100,000 examples, half the time): a pass over it for the train
    and dev cost costs some 170 updates, so a session evaluates less often there than every 500 steps
    (evaluation_interval), and the ratio must hold as well. Bare loops evaluating that often and every
@@ -263,8 +264,8 @@ def main():
         plain = bare(config, 2.0)
         print(f"  bare loop evaluating every {every} steps / bare = {with_eval / plain:.3f}")
         print("snapshot cost as the history grows (it must not grow with it):")
-        # past 1,024,000 steps even the health series (a point every 1,000 steps) have merged their
-        # buckets, so every series is in its costliest shape: from there on the cost must stay flat
+        # by 2,000,000 steps even the health series (a point every 1,000 steps) have filled their
+        # buckets and merged them: every series draws as many points as it ever will
         sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000, 2_000_000]
         rows = snapshot_cost(parse_config(LONG_CONFIG), home, sizes)
         print(f"  snapshot at {sizes[-1]:,} / at {sizes[0]:,} steps = {rows[-1][1] / rows[0][1]:.2f}x", end="")
