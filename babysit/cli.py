@@ -20,6 +20,7 @@ import json
 import os
 import sys
 
+from babysit.blas import one_blas_thread
 from babysit.errors import BabysitError, ConfigError, DivergedError
 
 
@@ -330,6 +331,8 @@ def cmd_sample(args):
 
 
 def main(argv=None):
+    if "numpy" not in sys.modules:  # train on one BLAS thread, as the page's runs do (babysit.blas)
+        one_blas_thread()
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)

@@ -27,6 +27,7 @@ import time
 from multiprocessing.connection import Connection
 
 from babysit import wire
+from babysit.blas import one_blas_thread
 from babysit.errors import BabysitError, ConfigError, DataError, DivergedError
 from babysit.store import StoreError
 
@@ -34,10 +35,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NICE = 5  # how much lower a run's training thread's priority is than the server's (BABYSIT_RUN_NICE)
 REPLY_TIMEOUT = 30.0  # seconds a request may wait for its answer
 OPEN_TIMEOUT = 300.0  # making or reopening a run loads its data set, which can take a while
-# One BLAS thread per run unless the user says otherwise: a run trains in one thread on small matrices,
-# and BLAS's helper threads spin while they wait. Measured with a page open on 2 cores: a decision
-# boundary's 1 ms of matrix products took ~100 ms of CPU, spinning on the core the training needed.
-BLAS_THREADS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 ERRORS = {cls.__name__: cls for cls in (BabysitError, ConfigError, DataError, DivergedError, StoreError)}
 
 
@@ -96,7 +93,7 @@ class RemoteSession:
     @classmethod
     def _spawn(cls, request):
         ours, theirs = socket.socketpair()
-        env = {**BLAS_THREADS, **os.environ,
+        env = {**one_blas_thread(dict(os.environ)),  # one BLAS thread per run unless the user says otherwise
                "PYTHONPATH": os.pathsep.join(filter(None, (ROOT, os.environ.get("PYTHONPATH"))))}
         try:  # in the server's folder, where a config's relative CSV path points
             process = subprocess.Popen([sys.executable, "-m", "babysit.worker", str(theirs.fileno())],

@@ -2,6 +2,10 @@
 snapshot costs as the run's history grows.
 
     python bench/session.py [--quick] [--seconds S]
+    python bench/session.py --instructions
+
+Everything trains on one BLAS thread (unless OPENBLAS_NUM_THREADS and the like say otherwise), as a
+session does on the page and the command line (babysit.blas).
 
 1. The floor, session / bare >= 0.95. The same run (moons, 2-16-16-2 relu, Adam, batch 64, float64)
    trained in slices of 500 steps on one thread, for S seconds (60 by default), three ways:
@@ -31,18 +35,28 @@ snapshot costs as the run's history grows.
    and dev cost costs some 170 updates, so a session evaluates less often there than every 500 steps
    (evaluation_interval), and the ratio must hold as well. Bare loops evaluating that often and every
    500 steps are timed for reference.
+With --instructions, instead: the same ratio counted in instructions by valgrind's cachegrind, on both
+data sets, which no load on the machine moves. It leaves out what instructions do not show (caches,
+memory, the host), so it bounds the session's own work rather than replacing part 1. About 10 minutes.
 """
 
 import argparse
 import os
+import re
 import resource
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import types
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from babysit.blas import one_blas_thread  # noqa: E402
+
+one_blas_thread()  # before numpy loads: a session trains on one BLAS thread on the page and the command line
 
 import babysit.session  # noqa: E402
 from babysit.config import parse_config  # noqa: E402
@@ -245,12 +259,79 @@ def threaded(config, seconds, rounds, home):
     print(f"  each round's second bare loop / its first: middle half {low:.3f}–{high:.3f}")
 
 
+def counted_run(which, mode, steps, rate):
+    """--count, run under cachegrind: ``steps`` updates of the small or large run, bare or by
+    Session.turn() with a clock at ``rate`` steps/s, so that it flushes as often per step as at that
+    speed (under valgrind it trains some 50 times slower). ``steps`` is a multiple of the health
+    interval, where turn() stops."""
+    config = parse_config({"small": CONFIG, "large": LARGE_CONFIG}[which])
+    if mode == "bare":
+        trainer = Trainer(config)
+        for _ in range(steps):
+            trainer.step()
+        return
+    with tempfile.TemporaryDirectory() as home:
+        store = Store(home)
+        session = Session.create(store, config, settings=SessionSettings())
+        babysit.session.time = types.SimpleNamespace(monotonic=lambda: session.trainer.step_count / rate,
+                                                     time=time.time)
+        session.submit("start")
+        while session.trainer.step_count < steps:
+            if session.turn() is None:
+                raise SystemExit(f"the session stopped training: {session.status}")
+        session.close()
+        store.close()
+
+
+def instructions(which, steps, rate):
+    """Instructions per update, bare and in a session: four runs under cachegrind (at once: counts do not
+    depend on the machine's load), two lengths each, whose difference leaves out the start-up."""
+    runs = {}
+    for mode in ("bare", "session"):
+        for n in (5_000, 5_000 + steps):
+            command = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+                       sys.executable, os.path.abspath(__file__), "--count", which, mode, str(n), str(rate)]
+            runs[mode, n] = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    count = {}
+    for key, process in runs.items():
+        _, err = process.communicate()
+        found = re.search(r"I\s+refs:\s+([\d,]+)", err)
+        if process.returncode or not found:
+            raise SystemExit(f"cachegrind run {key} failed:\n{err[-2000:]}")
+        count[key] = int(found.group(1).replace(",", ""))
+    return [(count[mode, 5_000 + steps] - count[mode, 5_000]) / steps for mode in ("bare", "session")]
+
+
+def instruction_ratios():
+    """--instructions: the floor's ratio counted in instructions, which a busy host does not move."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install -y valgrind)")
+    rate = bare(parse_config(CONFIG), 2.0)
+    print(f"instructions per update under cachegrind, bare and in a session flushing as at {rate:,.0f} steps/s "
+          "(this machine's bare loop, just now); what they leave out: caches, memory, the host", flush=True)
+    large_interval = babysit.session.evaluation_interval(100_000, 64)
+    # a whole number of every periodic task: 40 evaluations, or two on the large set
+    for which, label, steps in (("small", "moons, 1,000 examples  ", 20_000),
+                                ("large", "moons, 100,000 examples", 2 * large_interval)):
+        bare_ir, session_ir = instructions(which, steps, rate)
+        print(f"  {label}: bare {bare_ir:,.0f}, session {session_ir:,.0f} over {steps:,} updates"
+              f"  ->  session / bare as speed = {bare_ir / session_ir:.4f}", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
                         help="15 s of slices, 3 threaded rounds, a 10^5-step history")
     parser.add_argument("--seconds", type=float, default=None, help="seconds of alternating slices (default 60)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="instead: the ratio in instructions counted by cachegrind (~10 min, needs valgrind)")
+    parser.add_argument("--count", nargs=4, help=argparse.SUPPRESS)  # one run under cachegrind
     args = parser.parse_args()
+    if args.count:
+        which, mode, steps, rate = args.count
+        return counted_run(which, mode, int(steps), float(rate))
+    if args.instructions:
+        return instruction_ratios()
     seconds = args.seconds or (15.0 if args.quick else 60.0)
     rounds = 3 if args.quick else 7
     config = parse_config(CONFIG)

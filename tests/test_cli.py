@@ -1,6 +1,7 @@
 """The headless CLI end to end, as a user runs it: files written, errors shown, nothing half-done."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -11,6 +12,8 @@ import pytest
 from babysit.cli import main
 from babysit.config import load_config
 from babysit.export import METRIC_COLUMNS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TINY = {
     "seed": 3,
@@ -166,3 +169,22 @@ def test_python_dash_m(config_file, tmp_path):
     assert failed.returncode == 2
     assert "Traceback" not in failed.stderr
     assert "hyperparameters.alpha must be in (0, 10], got -1.0" in failed.stderr
+
+
+BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+BLAS_PROBE = ("import sys; from babysit.cli import main; main(sys.argv[1:]); "
+              "from threadpoolctl import threadpool_info; "
+              "print(*sorted({i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'}))")
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="BLAS uses one thread on one core anyway")
+@pytest.mark.parametrize("user_setting, threads", [(None, "1"), ("2", "2")])
+def test_the_command_line_trains_on_one_blas_thread_unless_the_user_says_otherwise(tmp_path, user_setting, threads):
+    """As the page's runs do (babysit.blas): BLAS's helper threads would spin on a core others need."""
+    env = {k: v for k, v in os.environ.items() if k not in BLAS_VARIABLES}
+    if user_setting:
+        env["OPENBLAS_NUM_THREADS"] = user_setting
+    probe = subprocess.run([sys.executable, "-c", BLAS_PROBE, "runs"], capture_output=True, text=True,
+                           env={**env, "BABYSIT_HOME": str(tmp_path)}, cwd=ROOT)
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.split()[-1] == threads
