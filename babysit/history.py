@@ -22,9 +22,7 @@ class MinMaxSeries:
         self._tail = np.zeros(7)  # the bucket being filled (fewer than width points), as a bucket's columns
         self._last = None  # the most recent point
         self.count = 0  # points seen
-        # the drawn points of the first completed buckets, worked out once (see points_of): x and y
-        # buffers, and how many buckets and points they hold; new buffers after a merge, never rewritten
-        self._drawn = None
+        self._drawn = None  # the completed buckets' drawn points so far (_Drawn); a new one after a merge
 
     def extend(self, x, y):
         """Append points in increasing x; NaN values are skipped (they are gaps, e.g. no evaluation)."""
@@ -124,7 +122,7 @@ class MinMaxSeries:
         return self._last
 
     def nbytes(self):
-        drawn = 0 if self._drawn is None else self._drawn[0].nbytes + self._drawn[1].nbytes
+        drawn = 0 if self._drawn is None else self._drawn.x.nbytes + self._drawn.y.nbytes
         return self._buckets.nbytes + self._tail.nbytes + drawn
 
 
@@ -137,19 +135,16 @@ def points_of(many):
     new = []
     for s in many:
         if s._drawn is None:
-            s._drawn = (np.empty(2 * s.capacity + 2), np.empty(2 * s.capacity + 2), [0, 0])
-        done = s._drawn[2][0]
-        if done < s._n:
-            new.append((s, s._buckets[done : s._n]))
+            s._drawn = _Drawn(2 * s.capacity + 2)
+        if s._drawn.buckets < s._n:
+            new.append((s, s._buckets[s._drawn.buckets : s._n]))
     if new:
         for (s, _), (x, y) in zip(new, _ordered_points([b for _, b in new]), strict=True):
-            buffer_x, buffer_y, filled = s._drawn
-            buffer_x[filled[1] : filled[1] + len(x)], buffer_y[filled[1] : filled[1] + len(y)] = x, y
-            filled[0], filled[1] = s._n, filled[1] + len(x)
+            s._drawn.add(s._n, x, y)
     drawn = []
     for s in many:
-        buffer_x, buffer_y, (_, n) = s._drawn
-        x, y = buffer_x[:n], buffer_y[:n]
+        n = s._drawn.points
+        x, y = s._drawn.x[:n], s._drawn.y[:n]
         t, extra = s._tail, []
         if t[_COUNT]:  # the bucket being filled: its lowest and highest point, in x order, once if one
             low, high = (t[_MIN_X], t[_MIN_Y]), (t[_MAX_X], t[_MAX_Y])
@@ -163,6 +158,23 @@ def points_of(many):
         x.flags.writeable = y.flags.writeable = False  # a view of the buffer must not be written through
         drawn.append((x, y))
     return drawn
+
+
+class _Drawn:
+    """A series' drawn points of its first ``buckets`` completed buckets: ``points`` of them at the
+    front of the x and y buffers. Only ever appended to, so views of the filled part never change."""
+
+    __slots__ = ("x", "y", "buckets", "points")
+
+    def __init__(self, size):
+        self.x, self.y = np.empty(size), np.empty(size)
+        self.buckets = self.points = 0
+
+    def add(self, buckets, x, y):
+        """The points of the buckets up to ``buckets``, those after the ones held."""
+        end = self.points + len(x)
+        self.x[self.points : end], self.y[self.points : end] = x, y
+        self.buckets, self.points = buckets, end
 
 
 def _ordered_points(blocks):
