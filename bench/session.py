@@ -283,12 +283,15 @@ def counted_run(which, mode, steps, rate):
         store.close()
 
 
+SHORT = 5_000  # steps of the shorter of the two runs counted: start-up and the first evaluations and flushes
+
+
 def instructions(which, steps, rate):
     """Instructions per update, bare and in a session: four runs under cachegrind (at once: counts do not
-    depend on the machine's load), two lengths each, whose difference leaves out the start-up."""
+    depend on the machine's load), SHORT and SHORT + ``steps`` long, whose difference leaves out the start-up."""
     runs = {}
     for mode in ("bare", "session"):
-        for n in (5_000, 5_000 + steps):
+        for n in (SHORT, SHORT + steps):
             command = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
                        sys.executable, os.path.abspath(__file__), "--count", which, mode, str(n), str(rate)]
             runs[mode, n] = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -299,7 +302,7 @@ def instructions(which, steps, rate):
         if process.returncode or not found:
             raise SystemExit(f"cachegrind run {key} failed:\n{err[-2000:]}")
         count[key] = int(found.group(1).replace(",", ""))
-    return [(count[mode, 5_000 + steps] - count[mode, 5_000]) / steps for mode in ("bare", "session")]
+    return [(count[mode, SHORT + steps] - count[mode, SHORT]) / steps for mode in ("bare", "session")]
 
 
 def instruction_ratios():
